@@ -1,0 +1,100 @@
+"""`tinygen inspect`: op lists from the flatbuffer, arena measured by the real TFLM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, assert_user_error, run_tinygen
+
+TFLM = REPO / "tests" / "data" / "tflm"
+MODELS = ["hello_world_int8", "hello_world_float", "micro_speech_quantized",
+          "audio_preprocessor_int8"]
+
+# An independent measurement, written here and not through tinygen: the tflite-micro
+# interpreter's recording total, and whether an arena of N bytes allocates and invokes.
+PROBE = textwrap.dedent("""
+    import sys
+    from tflite_micro.python.tflite_micro import runtime
+    data = open(sys.argv[1], 'rb').read()
+    if sys.argv[2] == 'record':
+        runtime.Interpreter.from_bytes(data, arena_size=1 << 22).print_allocations()
+    else:
+        try:
+            runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2])).invoke()
+            print('FITS')
+        except RuntimeError:
+            print('FAILS')
+""")
+
+
+def tflm(path: Path, arg: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(path), arg], capture_output=True,
+                          text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_inspect_arena_and_ops(name: str) -> None:
+    path = TFLM / f"{name}.tflite"
+    proc = run_tinygen("inspect", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    arena = report["arena"]
+    recorded = int(tflm(path, "record").split("Arena allocation total ")[1].split()[0])
+    print(f"{name}: recorded {recorded} B, needed {arena['bytes']} B")
+    assert arena["recorded_bytes"] == recorded
+    # The reported need is tight: it works, 16 bytes less does not.
+    assert "FITS" in tflm(path, str(arena["bytes"]))
+    assert "FAILS" in tflm(path, str(arena["bytes"] - 16))
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    ref_ops = sorted({o["op_name"] for o in Interpreter(model_path=str(path))._get_ops_details()})
+    assert [o["name"] for o in report["ops"]] == ref_ops
+    assert report["flash_bytes"] == path.stat().st_size
+    assert report["unsupported_ops"] == []
+    assert all(o["tflm_resolver"].startswith("Add") for o in report["ops"])
+
+
+def test_inspect_human_output_and_budget() -> None:
+    path = TFLM / "micro_speech_quantized.tflite"
+    ok = run_tinygen("inspect", str(path), "--ram", "65536", "--flash", "1048576")
+    assert ok.returncode == 0, ok.stderr
+    assert "DEPTHWISE_CONV_2D v3" in ok.stdout and "7,584 B" in ok.stdout
+    assert "fits the given budget: yes" in ok.stdout
+    too_small = run_tinygen("inspect", str(path), "--ram", "4096")
+    assert_user_error(too_small, "ram 7,584 B > 4,096 B")
+
+
+def test_inspect_names_ops_tflm_lacks(tmp_path: Path) -> None:
+    """A real int8 model with GELU (TFLite has it, TFLM does not)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="gelu")])
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    conv.representative_dataset = lambda: ([rng.normal(size=(1, 8)).astype(np.float32)]
+                                           for _ in range(10))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path = tmp_path / "gelu.tflite"
+    path.write_bytes(conv.convert())
+    proc = run_tinygen("inspect", str(path))
+    assert "NOT supported by TFLM: GELU" in proc.stdout
+    assert_user_error(proc, "GELU")
+
+
+def test_inspect_refuses_non_tflite() -> None:
+    assert_user_error(run_tinygen("inspect", str(REPO / "examples/gesture/model.h5")),
+                      "tinygen convert")

@@ -1,0 +1,138 @@
+"""What a .tflite needs on a microcontroller: tensors, ops, flash, measured arena."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import UnsupportedModelError
+from .tflite_file import Tensor, TfliteModel, read_tflite
+from .tflm_probe import measure_arena
+
+
+@lru_cache(maxsize=1)
+def tflm_op_table() -> dict[str, Any]:
+    """Op name -> MicroMutableOpResolver method, for the TFLM revision tinygen targets."""
+    text = resources.files("tinygen").joinpath("data/tflm_ops.json").read_text()
+    table: dict[str, Any] = json.loads(text)
+    return table
+
+
+def resolver_method(op_name: str) -> str | None:
+    table = tflm_op_table()
+    return table["builtin"].get(op_name) or table["custom"].get(op_name)
+
+
+def unsupported_ops(model: TfliteModel) -> list[str]:
+    """Ops of the model that TFLM has no kernel for (sorted names)."""
+    return [name for name in model.op_names() if resolver_method(name) is None]
+
+
+def tensor_info(t: Tensor) -> dict[str, Any]:
+    q = t.quantization
+    return {
+        "name": t.name,
+        "dtype": t.dtype.lower(),
+        "shape": list(t.shape),
+        "scale": q.scale[0] if len(q.scale) == 1 else (list(q.scale) or None),
+        "zero_point": q.zero_point[0] if len(q.zero_point) == 1 else (list(q.zero_point) or None),
+    }
+
+
+def analyze(path: Path, measure: bool = True) -> dict[str, Any]:
+    """The inspect report of one .tflite file (validated before any interpreter sees it)."""
+    data, model = read_tflite(path)
+    missing = unsupported_ops(model)
+    report: dict[str, Any] = {
+        "model": str(path),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "flash_bytes": len(data),
+        "parameters": model.parameter_count(),
+        "inputs": [tensor_info(t) for t in model.input_tensors()],
+        "outputs": [tensor_info(t) for t in model.output_tensors()],
+        "ops": [{"name": c.name, "version": c.version, "custom": c.custom,
+                 "tflm_resolver": resolver_method(c.name)} for c in model.used_ops()],
+        "unsupported_ops": missing,
+        "subgraphs": len(model.subgraphs),
+        "arena": None,
+    }
+    if measure and not missing:
+        arena = measure_arena(path)
+        report["arena"] = {
+            "bytes": arena.total,
+            "recorded_bytes": arena.recorded,
+            "head_bytes": arena.head,
+            "tail_bytes": arena.tail,
+            "measured_by": f"tflite-micro {arena.tflm_version} (64-bit host): smallest arena "
+                           f"that allocates and invokes; recording allocator total",
+        }
+    return report
+
+
+def require_tflm_ops(model: TfliteModel, name: str) -> None:
+    missing = unsupported_ops(model)
+    if missing:
+        raise UnsupportedModelError(
+            f"{name} uses ops TFLM does not support: {', '.join(missing)}",
+            hint="replace those layers with ones TFLM has kernels for (see `tinygen inspect`)",
+        )
+
+
+def format_report(report: dict[str, Any]) -> str:
+    def tensor_line(kind: str, t: dict[str, Any]) -> str:
+        shape = "x".join(str(d) for d in t["shape"])
+        quant = f" scale {t['scale']:.6g} zero_point {t['zero_point']}" \
+            if isinstance(t["scale"], float) else ""
+        return f"  {kind:<7}{t['name'] or '?'}: {t['dtype']} [{shape}]{quant}"
+
+    lines = [f"{report['model']}  sha256 {report['sha256'][:16]}"]
+    lines += [tensor_line("input", t) for t in report["inputs"]]
+    lines += [tensor_line("output", t) for t in report["outputs"]]
+    ops = ", ".join(f"{o['name']} v{o['version']}" for o in report["ops"])
+    lines.append(f"  ops ({len(report['ops'])}): {ops}")
+    if report["unsupported_ops"]:
+        lines.append(f"  NOT supported by TFLM: {', '.join(report['unsupported_ops'])}")
+    lines.append(f"  parameters: {report['parameters']:,}")
+    lines.append(f"  flash (model bytes): {report['flash_bytes']:,} B")
+    if report["arena"]:
+        a = report["arena"]
+        lines.append(f"  arena (measured by the TFLM interpreter): {a['bytes']:,} B needed; "
+                     f"{a['recorded_bytes']:,} B recorded (head {a['head_bytes']:,} + "
+                     f"tail {a['tail_bytes']:,})")
+    fit = report.get("fit")
+    if fit:
+        lines.append(f"  fits {fit['board']}: {'yes' if fit['fits'] else 'NO'}")
+        for item in fit["checks"]:
+            lines.append(f"    {item['what']:<6} need {item['need']:>9,} B of {item['budget']:>9,} B"
+                         f"  {'ok' if item['ok'] else 'TOO BIG'}  ({item['note']})")
+    return "\n".join(lines)
+
+
+# Flash the TFLM runtime itself takes on a Cortex-M4 (interpreter + reference kernels,
+# arm-none-eabi-gcc -Os, --gc-sections): +39,556 B for FULLY_CONNECTED only, +63,080 B for
+# person_detect's 5 ops (shared/TFLM-HOST-BUILD.md).  Until tinygen builds the real
+# firmware (`tinygen build` reports the linker's figure), fit checks add this allowance.
+TFLM_RUNTIME_FLASH_ALLOWANCE = 80 * 1024
+
+
+def fit_check(report: dict[str, Any], board: str, ram_budget: int | None,
+              flash_budget: int | None) -> dict[str, Any]:
+    """Does the model fit a RAM and/or flash budget?  Adds ``report['fit']``."""
+    checks = []
+    if flash_budget is not None:
+        flash_need = report["flash_bytes"] + TFLM_RUNTIME_FLASH_ALLOWANCE
+        checks.append({"what": "flash", "need": flash_need, "budget": flash_budget,
+                       "ok": flash_need <= flash_budget,
+                       "note": f"model {report['flash_bytes']:,} + TFLM runtime allowance "
+                               f"{TFLM_RUNTIME_FLASH_ALLOWANCE:,}"})
+    if ram_budget is not None and report["arena"]:
+        ram_need = report["arena"]["bytes"]
+        checks.append({"what": "ram", "need": ram_need, "budget": ram_budget,
+                       "ok": ram_need <= ram_budget, "note": "measured tensor arena"})
+    fit = {"board": board, "fits": all(c["ok"] for c in checks), "checks": checks}
+    report["fit"] = fit
+    return fit

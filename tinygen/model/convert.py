@@ -1,0 +1,244 @@
+"""`tinygen convert`: a float model (or an int8 .tflite) -> int8 .tflite + metadata sidecar.
+
+The sidecar (``<out>.json`` next to the .tflite) is what later stages (render, build,
+monitor) read: labels, input/output shapes and quantization, the measured arena, the
+source model's sha256, calibration and evaluation figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..errors import CalibrationError, InputFileError, UnsupportedModelError
+from .analyze import analyze, require_tflm_ops, tensor_info
+from .load import ModelFile, identify
+from .samples import RANDOM, load_calibration, load_evaluation
+from .tflite_file import TfliteModel, parse_tflite, read_tflite
+
+METADATA_FORMAT = 1
+LABEL_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,32}$")
+DEFAULT_OUT_DIR = Path("firmware_out")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ConvertOptions:
+    calib: str | None = None  # path, "random", or None (sidecar MODEL.calib.npz)
+    eval_path: Path | None = None
+    labels: str | None = None  # "a,b,c" or a file with one label per line
+    out: Path | None = None
+    input_kind: str | None = None  # e.g. "imu", "audio"
+    sample_rate_hz: float | None = None
+
+
+@dataclass
+class ConvertResult:
+    tflite_path: Path
+    metadata_path: Path
+    metadata: dict[str, Any]
+    warnings: list[str]
+
+
+def metadata_path_for(tflite_path: Path) -> Path:
+    return tflite_path.with_suffix(".json")
+
+
+def read_metadata(tflite_path: Path) -> dict[str, Any] | None:
+    """The convert sidecar of a .tflite, or None if there is none."""
+    path = metadata_path_for(tflite_path)
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as exc:
+        raise InputFileError(f"{path.name} is not valid JSON ({exc})",
+                             hint="delete it and run `tinygen convert` again") from None
+    if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
+        raise InputFileError(f"{path.name} is not a tinygen metadata file",
+                             hint="delete it and run `tinygen convert` again")
+    return meta
+
+
+def default_out(model_path: Path) -> Path:
+    stem = model_path.name.split(".")[0] if model_path.is_file() else model_path.name
+    return DEFAULT_OUT_DIR / f"{stem}_int8.tflite"
+
+
+def find_calibration(mf: ModelFile, calib: str | None) -> str:
+    if calib:
+        return calib
+    base = mf.path.with_suffix("") if mf.path.is_file() else mf.path
+    candidates = [Path(f"{base}.calib.npz"), Path(f"{mf.path}.calib.npz")]
+    for c in candidates:
+        if c.is_file():
+            return str(c)
+    raise CalibrationError(
+        f"no calibration data for {mf.path.name}: int8 quantization needs a few hundred real "
+        f"input samples to measure each layer's value range",
+        hint=f"pass --calib FILE (.npz with array x, .npy, or .csv one sample per row), or put "
+             f"{candidates[0].name} beside the model; --calib random only for a smoke test",
+    )
+
+
+def parse_labels(spec: str | None, model_path: Path, n_classes: int) -> tuple[list[str], str]:
+    """Labels from --labels (list or file), or a labels file beside the model, or class_k."""
+    text: str | None = None
+    source = "default"
+    if spec is not None:
+        if Path(spec).is_file():
+            text, source = Path(spec).read_text(), Path(spec).name
+        elif "," in spec or LABEL_RE.match(spec):
+            labels = [s.strip() for s in spec.split(",") if s.strip()]
+            source = "--labels"
+        else:
+            raise InputFileError(f"--labels {spec}: not a file and not a comma-separated list",
+                                 hint="--labels a,b,c or --labels labels.txt")
+    else:
+        base = model_path.with_suffix("") if model_path.is_file() else model_path
+        for cand in (Path(f"{base}.labels.txt"), model_path.parent / "labels.txt"):
+            if cand.is_file():
+                text, source = cand.read_text(), cand.name
+                break
+    if text is not None:
+        labels = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    elif source == "default":
+        labels = [f"class_{k}" for k in range(n_classes)]
+    if len(labels) != n_classes:
+        raise InputFileError(f"{len(labels)} labels ({source}) but the model has {n_classes} outputs",
+                             hint="give one label per output class, in output order")
+    for lab in labels:
+        if not LABEL_RE.match(lab):
+            raise InputFileError(
+                f"label '{lab}' cannot go on the serial protocol",
+                hint="labels are 1-32 characters of A-Z a-z 0-9 _ . + - (no spaces or commas)",
+            )
+    if len(set(labels)) != len(labels):
+        raise InputFileError("labels are not unique", hint="give each class its own name")
+    return labels, source
+
+
+def check_int8_tflite(model: TfliteModel, name: str) -> None:
+    ins, outs = model.input_tensors(), model.output_tensors()
+    if len(ins) != 1 or len(outs) != 1:
+        raise UnsupportedModelError(f"{name} has {len(ins)} inputs and {len(outs)} outputs",
+                                    hint="tinygen supports one input and one output")
+    kinds = {t.dtype for t in ins + outs}
+    if kinds != {"INT8"}:
+        raise UnsupportedModelError(
+            f"{name} is not a full-int8 model (input/output {', '.join(sorted(kinds))})",
+            hint="tinygen cannot re-quantize a .tflite: convert the Keras model or SavedModel "
+                 "with --calib instead",
+        )
+    for t in ins + outs:
+        if len(t.quantization.scale) != 1 or len(t.quantization.zero_point) != 1:
+            raise UnsupportedModelError(f"{name}: tensor '{t.name}' has no int8 quantization",
+                                        hint="re-export it with full integer quantization")
+
+
+def _write_atomic(files: dict[Path, bytes]) -> None:
+    """Write all files or none: temp files in the target folder, then rename."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> ConvertResult:
+    warnings: list[str] = []
+    mf = identify(model_path)
+    out = opts.out or default_out(model_path)
+    if out.suffix.lower() != ".tflite":
+        raise InputFileError(f"--out {out}: the output must end in .tflite")
+    if out.resolve() == mf.path.resolve():
+        raise InputFileError("--out would overwrite the input model", hint="choose another path")
+    float_model = None
+    calibration: dict[str, Any]
+    if mf.kind == "tflite":
+        if opts.calib:
+            raise InputFileError("--calib has no effect on a .tflite input",
+                                 hint="an int8 .tflite is used as it is")
+        data, tfl = read_tflite(mf.path)
+        check_int8_tflite(tfl, mf.path.name)
+        calibration = {"source": "already int8", "samples": None}
+        progress(f"validated int8 model {mf.path.name}")
+    else:
+        calib_spec = find_calibration(mf, opts.calib)
+        from .source import load_float_model
+
+        progress(f"loading {mf.path.name} ({mf.kind})")
+        float_model = load_float_model(mf)
+        samples = load_calibration(calib_spec, float_model.input_shape)
+        if samples.source == RANDOM:
+            msg = ("WARNING: calibrating on RANDOM data (--calib random): the int8 value ranges "
+                   "are guesses and the int8 model's accuracy is UNKNOWN. Use real samples.")
+            warnings.append(msg)
+            progress(msg)
+        progress(f"quantizing to int8 with {len(samples.x)} calibration samples "
+                 f"from {samples.source}")
+        from .quantize import quantize_int8
+
+        data = quantize_int8(float_model, samples)
+        tfl = parse_tflite(data)
+        calibration = {"source": samples.source, "samples": int(len(samples.x))}
+    require_tflm_ops(tfl, mf.path.name)
+    n_classes = 1
+    for d in tfl.output_tensors()[0].shape:
+        n_classes *= d
+    labels, labels_source = parse_labels(opts.labels, mf.path, n_classes)
+
+    evaluation = None
+    if opts.eval_path is not None:
+        progress(f"evaluating float and int8 on {opts.eval_path.name}")
+        from .evaluate import evaluate
+
+        in_shape = tuple(tfl.input_tensors()[0].shape[1:])
+        ev_samples = load_evaluation(opts.eval_path, in_shape, n_classes)
+        evaluation = evaluate(float_model, data, ev_samples, labels)
+
+    # Measure the arena with the real TFLM interpreter on the exact bytes we will write.
+    progress("measuring the tensor arena with the TFLM interpreter")
+    with tempfile.TemporaryDirectory() as tmp:
+        probe_path = Path(tmp) / "model.tflite"
+        probe_path.write_bytes(data)
+        report = analyze(probe_path)
+
+    metadata = {
+        "format": METADATA_FORMAT,
+        "tinygen_version": __version__,
+        "source": {"file": mf.path.name, "kind": mf.kind, "sha256": mf.sha256},
+        "tflite": {"file": out.name, "sha256": hashlib.sha256(data).hexdigest(),
+                   "bytes": len(data)},
+        "labels": labels,
+        "labels_source": labels_source,
+        "input": tensor_info(tfl.input_tensors()[0]),
+        "output": tensor_info(tfl.output_tensors()[0]),
+        "ops": [{"name": o["name"], "version": o["version"]} for o in report["ops"]],
+        "parameters": report["parameters"],
+        "arena": report["arena"],
+        "input_kind": opts.input_kind,
+        "sample_rate_hz": opts.sample_rate_hz,
+        "calibration": calibration,
+        "evaluation": evaluation,
+    }
+    meta_path = metadata_path_for(out)
+    _write_atomic({out: data,
+                   meta_path: (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()})
+    return ConvertResult(out, meta_path, metadata, warnings)

@@ -1,0 +1,232 @@
+"""Identify and load the user's model, without ever running code from it.
+
+Formats: legacy HDF5 ``.h5``, Keras 3 ``.keras`` (zip), a TensorFlow SavedModel folder,
+or ``.tflite``.  Keras configs are read and checked *before* Keras sees the file:
+``Lambda`` layers and classes Keras does not ship (custom objects) are refused, then the
+model is loaded with ``safe_mode=True`` and ``compile=False``.  SavedModel graphs are
+checked for ops that touch files or run Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import InputFileError, UnsafeModelError
+
+KERAS_KINDS = ("h5", "keras", "savedmodel")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+# Graph ops that read or write files or call back into Python: a model has no business
+# running them while being converted or evaluated.
+UNSAFE_GRAPH_OPS = {
+    "ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc",
+    "Save", "SaveV2", "SaveSlices", "MergeV2Checkpoints", "ShardedFilename",
+    "DeleteFile", "ImmutableConst", "PrintV2",
+}
+# Graph ops that SavedModels always carry for restoring their own variables.
+CHECKPOINT_OPS = {"SaveV2", "MergeV2Checkpoints", "ShardedFilename", "StringJoin", "RestoreV2"}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    kind: str  # "h5" | "keras" | "savedmodel" | "tflite"
+    sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode())
+            h.update(f.read_bytes())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def identify(path: Path) -> ModelFile:
+    """Which kind of model file this is; a missing or unknown file is an InputFileError."""
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file or folder", hint="check the model path")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return ModelFile(path, "savedmodel", sha256_of(path))
+        raise InputFileError(
+            f"{path} is a folder without saved_model.pb",
+            hint="pass a .h5, .keras or .tflite file, or a TensorFlow SavedModel folder",
+        )
+    suffix = path.suffix.lower()
+    kinds = {".h5": "h5", ".hdf5": "h5", ".keras": "keras", ".tflite": "tflite"}
+    if suffix not in kinds:
+        raise InputFileError(
+            f"{path.name}: unknown model format '{suffix or '(no suffix)'}'",
+            hint="tinygen reads .h5, .keras, .tflite files and SavedModel folders",
+        )
+    return ModelFile(path, kinds[suffix], sha256_of(path))
+
+
+# --- reading Keras configs without Keras running anything --------------------------------
+
+def read_keras_config(mf: ModelFile) -> dict[str, Any]:
+    """The model's architecture config as JSON, read straight from the file."""
+    if mf.kind == "h5":
+        with mf.path.open("rb") as fh:
+            head = fh.read(8)
+        if head != HDF5_SIGNATURE:
+            raise InputFileError(
+                f"{mf.path.name} is not an HDF5 file",
+                hint="the file is damaged or not a Keras .h5 model; re-save it with model.save()",
+            )
+        import h5py
+
+        try:
+            with h5py.File(mf.path, "r") as f:
+                raw = f.attrs.get("model_config")
+        except OSError as exc:
+            raise InputFileError(f"{mf.path.name}: cannot read HDF5: {exc}",
+                                 hint="the file is damaged or truncated") from None
+        if raw is None:
+            raise InputFileError(
+                f"{mf.path.name} holds weights only, no model architecture",
+                hint="save the whole model with model.save('model.h5') or model.save('model.keras')",
+            )
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    elif mf.kind == "keras":
+        if not zipfile.is_zipfile(mf.path):
+            raise InputFileError(f"{mf.path.name} is not a .keras archive (not a zip file)",
+                                 hint="re-save the model with model.save('model.keras')")
+        try:
+            with zipfile.ZipFile(mf.path) as z:
+                text = z.read("config.json").decode()
+        except (KeyError, zipfile.BadZipFile, OSError) as exc:
+            raise InputFileError(f"{mf.path.name}: no readable config.json ({exc})",
+                                 hint="re-save the model with model.save('model.keras')") from None
+    else:
+        raise AssertionError(mf.kind)
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{mf.path.name}: model config is not JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise InputFileError(f"{mf.path.name}: model config is not an object")
+    return config
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _known_keras_class(name: str) -> bool:
+    import keras
+
+    namespaces = [keras.layers, keras.models, keras.initializers, keras.regularizers,
+                  keras.constraints, keras.dtype_policies, keras.activations]
+    if name in {"Functional", "Sequential", "Model", "InputLayer", "DTypePolicy",
+                "FloatDTypePolicy", "__tuple__", "__keras_tensor__", "__numpy__"}:
+        return True
+    return any(hasattr(ns, name) for ns in namespaces)
+
+
+def check_keras_config(config: dict[str, Any], name: str) -> None:
+    """Refuse configs that would run code: Lambda layers and custom objects."""
+    for node in _walk(config):
+        cls = str(node.get("class_name"))
+        layer = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
+        where = f" (layer '{layer}')" if layer else ""
+        if cls in CODE_LAYERS:
+            raise UnsafeModelError(
+                f"{name} contains a {cls} layer{where}, which runs arbitrary Python code",
+                hint="replace the Lambda with built-in Keras layers and re-save the model",
+            )
+        module = node.get("module")
+        registered = node.get("registered_name")
+        if cls == "function":
+            fn = str(node.get("config"))
+            import keras
+
+            if module in ("keras.activations", "keras.src.activations") or \
+                    hasattr(keras.activations, fn):
+                continue
+            raise UnsafeModelError(
+                f"{name} refers to a custom function '{fn}'{where}",
+                hint="use a built-in Keras activation/function; custom code is not loaded",
+            )
+        if isinstance(registered, str) and ">" in registered:
+            raise UnsafeModelError(
+                f"{name} uses the custom object '{registered}'{where}",
+                hint="tinygen loads only built-in Keras classes; rebuild the model without it",
+            )
+        if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
+            raise UnsafeModelError(
+                f"{name} uses '{cls}' from module '{module}'{where}",
+                hint="tinygen loads only built-in Keras classes; rebuild the model without it",
+            )
+        if not _known_keras_class(cls):
+            raise UnsafeModelError(
+                f"{name} uses '{cls}'{where}, which is not a built-in Keras class",
+                hint="custom layers/objects are not loaded; rebuild the model with built-in layers",
+            )
+
+
+def check_savedmodel(path: Path) -> None:
+    """Refuse SavedModel graphs with file or Python ops (besides its own checkpoint ops)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    try:
+        sm.ParseFromString((path / "saved_model.pb").read_bytes())
+    except Exception as exc:  # protobuf DecodeError
+        raise InputFileError(f"{path.name}/saved_model.pb is not a SavedModel ({exc})",
+                             hint="re-export the model with model.export(folder)") from None
+    ops: set[str] = set()
+    for mg in sm.meta_graphs:
+        ops.update(n.op for n in mg.graph_def.node)
+        for fn in mg.graph_def.library.function:
+            ops.update(n.op for n in fn.node_def)
+    bad = sorted((ops & UNSAFE_GRAPH_OPS) - CHECKPOINT_OPS)
+    if bad:
+        raise UnsafeModelError(
+            f"{path.name} runs graph ops that touch files or Python: {', '.join(bad)}",
+            hint="export the inference graph only (model.export(folder))",
+        )
+
+
+def load_keras_model(mf: ModelFile) -> Any:
+    """A safely loaded Keras model (.h5/.keras)."""
+    config = read_keras_config(mf)
+    check_keras_config(config, mf.path.name)
+    import keras
+
+    try:
+        return keras.models.load_model(mf.path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise InputFileError(
+            f"Keras cannot load {mf.path.name}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            hint="re-save the model with the Keras version you train with (model.save())",
+        ) from None
+
+
+def load_savedmodel(mf: ModelFile) -> Any:
+    check_savedmodel(mf.path)
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(str(mf.path))
+    except Exception as exc:
+        raise InputFileError(
+            f"TensorFlow cannot load the SavedModel {mf.path.name}: {str(exc).splitlines()[0]}",
+            hint="re-export the model with model.export(folder)",
+        ) from None

@@ -1,0 +1,133 @@
+"""The user's float model (Keras or SavedModel): its input/output shape and predictions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..errors import InputFileError, UnsupportedModelError
+from .load import ModelFile, load_keras_model, load_savedmodel
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[Callable[[], str]]:
+    """Silence fd 1 and 2 (TensorFlow's C++ and Python chatter); the text stays readable."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        def text() -> str:
+            tmp.flush()
+            tmp.seek(0)
+            return tmp.read().decode(errors="replace")
+
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def quiet_tensorflow() -> None:
+    """Before TensorFlow is first imported: keep its logs out of the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+@dataclass
+class FloatModel:
+    """A loaded float model: one input, one output."""
+
+    file: ModelFile
+    input_shape: tuple[int, ...]  # without the batch axis
+    n_outputs: int
+    _keras: Any = None
+    _serve: Any = None
+
+    def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
+        outs = []
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].astype(np.float32)
+            if self._keras is not None:
+                y = self._keras(xb, training=False)
+            else:
+                y = self._serve(xb)
+            outs.append(np.asarray(y, dtype=np.float32).reshape(len(xb), -1))
+        return np.concatenate(outs, axis=0)
+
+    def converter(self) -> Any:
+        import tensorflow as tf
+
+        if self._keras is not None:
+            return tf.lite.TFLiteConverter.from_keras_model(self._keras)
+        return tf.lite.TFLiteConverter.from_saved_model(str(self.file.path))
+
+
+def _static_shape(dims: Any, what: str, name: str) -> tuple[int, ...]:
+    shape = tuple(dims)
+    if len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise UnsupportedModelError(
+            f"{name}: the {what} shape {shape} is not fixed",
+            hint="microcontrollers need a fixed input shape; set it in keras.Input(shape=...)",
+        )
+    return tuple(int(d) for d in shape[1:])
+
+
+def load_float_model(mf: ModelFile) -> FloatModel:
+    quiet_tensorflow()
+    name = mf.path.name
+    if mf.kind in ("h5", "keras"):
+        with captured_output():
+            model = load_keras_model(mf)
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise UnsupportedModelError(
+                f"{name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs",
+                hint="tinygen supports models with one input and one output",
+            )
+        in_shape = _static_shape(model.inputs[0].shape, "input", name)
+        out_shape = _static_shape(model.outputs[0].shape, "output", name)
+        return FloatModel(mf, in_shape, int(np.prod(out_shape)), _keras=model)
+    if mf.kind == "savedmodel":
+        with captured_output():
+            loaded = load_savedmodel(mf)
+        sigs = getattr(loaded, "signatures", {})
+        fn = sigs.get("serving_default") or (next(iter(sigs.values())) if sigs else None)
+        if fn is None:
+            raise InputFileError(f"{name} has no serving signature",
+                                 hint="export it with model.export(folder)")
+        args, kwargs = fn.structured_input_signature
+        specs = list(args) + list(kwargs.values())
+        outputs = fn.structured_outputs
+        if len(specs) != 1 or len(outputs) != 1:
+            raise UnsupportedModelError(
+                f"{name} has {len(specs)} inputs and {len(outputs)} outputs",
+                hint="tinygen supports models with one input and one output",
+            )
+        in_shape = _static_shape(specs[0].shape, "input", name)
+        out_key = next(iter(outputs))
+        out_shape = _static_shape(outputs[out_key].shape, "output", name)
+        in_name = next(iter(kwargs)) if kwargs else None
+
+        def serve(xb: np.ndarray) -> Any:
+            import tensorflow as tf
+
+            t = tf.constant(xb)
+            res = fn(**{in_name: t}) if in_name else fn(t)
+            return res[out_key].numpy()
+
+        return FloatModel(mf, in_shape, int(np.prod(out_shape)), _serve=serve)
+    raise AssertionError(mf.kind)
