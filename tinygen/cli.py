@@ -54,6 +54,28 @@ def progress(message: str) -> None:
     click.echo(message, err=True)
 
 
+def convert_options(f: Any) -> Any:
+    """The flags of `convert`, shared by every command that takes a MODEL."""
+    options = [
+        click.option("--calib", metavar="FILE|random",
+                     help="Calibration samples: .npz (array x), .npy or .csv (one sample per "
+                          "row). Default: MODEL.calib.npz beside the model. 'random' = smoke "
+                          "test only."),
+        click.option("--eval", "eval_path", type=click.Path(path_type=Path), metavar="FILE",
+                     help="Labelled samples (.npz with x and y): float vs int8 accuracy table."),
+        click.option("--labels", metavar="A,B,C|FILE",
+                     help="Class labels, comma-separated or a file with one per line. "
+                          "Default: MODEL.labels.txt or labels.txt beside the model."),
+        click.option("--input-kind", type=click.Choice(["imu", "audio", "other"]),
+                     help="What the input is (recorded for the firmware and monitor)."),
+        click.option("--sample-rate", "sample_rate_hz", type=float, metavar="HZ",
+                     help="Sensor sample rate of the input window, if known."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.group(cls=TinygenGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinygen")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -73,20 +95,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--calib", metavar="FILE|random",
-              help="Calibration samples: .npz (array x), .npy or .csv (one sample per row). "
-                   "Default: MODEL.calib.npz beside the model. 'random' = smoke test only.")
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path), metavar="FILE",
-              help="Labelled samples (.npz with x and y): float vs int8 accuracy table.")
-@click.option("--labels", metavar="A,B,C|FILE",
-              help="Class labels, comma-separated or a file with one per line. "
-                   "Default: MODEL.labels.txt or labels.txt beside the model.")
+@convert_options
 @click.option("--out", type=click.Path(path_type=Path), metavar="FILE.tflite",
               help="Output path. Default: firmware_out/<model>_int8.tflite (+ .json sidecar).")
-@click.option("--input-kind", type=click.Choice(["imu", "audio", "other"]),
-              help="What the input is (recorded for the firmware and monitor).")
-@click.option("--sample-rate", "sample_rate_hz", type=float, metavar="HZ",
-              help="Sensor sample rate of the input window, if known.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def convert(model: Path, calib: str | None, eval_path: Path | None, labels: str | None,
             out: Path | None, input_kind: str | None, sample_rate_hz: float | None,
@@ -168,8 +179,97 @@ def inspect(model: Path, ram: int | None, flash: int | None, as_json: bool) -> N
                          hint="use a smaller model or a board with more memory")
 
 
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for CI).")
+def boards(name: str | None, as_json: bool) -> None:
+    """List the supported boards, or show one.
+
+    \b
+    Examples:
+      tinygen boards
+      tinygen boards nano33ble
+      tinygen boards --json
+    """
+    from .boards import board_names, board_summary, load_board
+
+    if name:
+        summary = board_summary(load_board(name))
+        if as_json:
+            emit_json(summary)
+            return
+        for key, value in summary.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value)
+            click.echo(f"{key:>19}: {value}")
+        return
+    rows = [board_summary(load_board(n)) for n in board_names()]
+    if as_json:
+        emit_json(rows)
+        return
+    for b in rows:
+        click.echo(f"{b['name']:<22} {b['title']:<42} {b['mcu'].split(' ')[0]:<9} "
+                   f"RAM {b['ram_bytes'] // 1024:>4} KB  flash {b['flash_bytes'] // 1024:>5} KB")
+
+
+@cli.command()
+@click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
+              help="Target board (see `tinygen boards`).")
+@click.argument("model", type=click.Path(path_type=Path))
+@convert_options
+@click.option("--input", "input_mode", type=click.Choice(["serial"]), default="serial",
+              show_default=True,
+              help="Where the firmware gets its input: 'serial' = input frames from the host.")
+@click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
+              help="Project folder. Default: firmware_out/<board>-<model>/")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
+def render(board_name: str, model: Path, calib: str | None, eval_path: Path | None,
+           labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
+           input_mode: str, out: Path | None, as_json: bool) -> None:
+    """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
+
+    MODEL is an int8 .tflite (from `tinygen convert`) or a Keras model / SavedModel,
+    which is converted first with the same flags. The project registers exactly the
+    model's ops, sizes the arena from the measured need, and speaks tinygen's serial
+    protocol. Rendering again with the same inputs rewrites no file.
+
+    \b
+    Examples:
+      tinygen render --board nano33ble examples/gesture/model.h5
+      tinygen render --board esp32cam firmware_out/model_int8.tflite --out fw/cam
+    """
+    from .boards import load_board
+    from .model.convert import ConvertOptions
+    from .pipeline import model_spec_for
+    from .render import default_out_dir, render_project
+
+    board = load_board(board_name)
+    opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
+                          input_kind=input_kind, sample_rate_hz=sample_rate_hz)
+    spec = model_spec_for(model, opts, progress)
+    out_dir = out or default_out_dir(board, model)
+    result = render_project(spec, board, out_dir, mode=input_mode)
+    m = result.manifest
+    if as_json:
+        emit_json({"project": str(out_dir), "written": result.written,
+                   "unchanged": result.unchanged, "removed": result.removed, "manifest": m})
+        return
+    click.echo(f"rendered {out_dir} for {board.title}: {len(result.written)} files written, "
+               f"{len(result.unchanged)} unchanged")
+    click.echo(f"  model {m['model_file']} {m['model_bytes']:,} B, ops: "
+               f"{', '.join(o['name'] for o in m['ops'])}")
+    click.echo(f"  arena {m['arena']['bytes']:,} B ({m['arena']['measured']:,} B measured + "
+               f"{m['arena']['margin']:,} B margin, {m['arena']['placement']}"
+               f"{', PSRAM' if m['arena']['psram'] else ''})")
+    click.echo(f"  next: tinygen build --board {board.name} {out_dir}")
+
+
 def main() -> None:
-    cli(prog_name="tinygen")
+    try:
+        cli(prog_name="tinygen")
+    except BrokenPipeError:  # `tinygen ... | head`
+        sys.stderr.close()
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from .tflm_probe import measure_arena
 @lru_cache(maxsize=1)
 def tflm_op_table() -> dict[str, Any]:
     """Op name -> MicroMutableOpResolver method, for the TFLM revision tinygen targets."""
-    text = resources.files("tinygen").joinpath("data/tflm_ops.json").read_text()
+    text = resources.files("tinygen").joinpath("data/tflm_ops_upstream.json").read_text()
     table: dict[str, Any] = json.loads(text)
     return table
 

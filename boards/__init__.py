@@ -1,0 +1,1 @@
+"""Board profiles (JSON), shipped inside the wheel as the package ``tinygen._boards``."""

@@ -1,0 +1,64 @@
+"""Compile rendered firmware sources with the host g++ (test helper).
+
+The real TFLM C++ library is not installable from a package registry, so the tests that
+link it need a TFLM tree built beforehand (see docs/verify-tflm.md):
+    TINYGEN_TFLM_DIR=/path/to/tflite-micro   (built with `make ... microlite`)
+Without it those tests are skipped with that reason; everything else runs everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "templates"
+STRICT = ["-Wall", "-Wextra", "-Werror"]
+TFLM_DEFINES = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON",
+                "-DKERNELS_OPTIMIZED_FOR_SPEED", "-DTF_LITE_USE_CTIME"]
+CXXFLAGS = ["-std=c++17", "-O2", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
+
+
+def gxx() -> str:
+    found = shutil.which("g++")
+    if not found:
+        pytest.fail("g++ is not installed (.ci/run installs it)")
+    return found
+
+
+def compile_program(sources: list[Path], include_dirs: list[Path], out: Path,
+                    extra: list[str] | None = None) -> Path:
+    cmd = [gxx(), *CXXFLAGS, *STRICT, *[f"-I{d}" for d in include_dirs], *map(str, sources),
+           *(extra or []), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr[-4000:]}"
+    return out
+
+
+def tflm_tree() -> Path | None:
+    root = os.environ.get("TINYGEN_TFLM_DIR")
+    if not root:
+        return None
+    path = Path(root)
+    lib = path / "gen" / "linux_x86_64_default_gcc" / "lib" / "libtensorflow-microlite.a"
+    return path if lib.is_file() else None
+
+
+def tflm_flags(root: Path) -> tuple[list[str], list[str]]:
+    """(compile flags, link flags) for a built TFLM tree; its headers as -isystem."""
+    downloads = root / "tensorflow" / "lite" / "micro" / "tools" / "make" / "downloads"
+    includes = [root, downloads, downloads / "gemmlowp", downloads / "flatbuffers" / "include",
+                downloads / "kissfft", downloads / "ruy"]
+    compile_flags = [*TFLM_DEFINES, *[f"-isystem{d}" for d in includes]]
+    lib = root / "gen" / "linux_x86_64_default_gcc" / "lib" / "libtensorflow-microlite.a"
+    return compile_flags, [str(lib), "-lm"]
+
+
+requires_tflm = pytest.mark.skipif(
+    tflm_tree() is None,
+    reason="needs a built TFLM tree in TINYGEN_TFLM_DIR (docs/verify-tflm.md)",
+)

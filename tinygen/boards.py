@@ -1,0 +1,188 @@
+"""Board profiles: one JSON file per board in ``boards/``, validated on load.
+
+A profile says what the board has (MCU, clock, RAM and flash the application may use),
+how PlatformIO builds and uploads for it, which TFLM library it links, where the tensor
+arena lives, the USB ids of its serial port, its sensors and default baud rate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .errors import BoardError
+
+# field -> (type, required); nested objects are checked by their own specs below.
+_TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "name": (str, True), "title": (str, True), "template": (str, True), "engine": (str, False),
+    "mcu": (str, True), "cpu": (str, True),
+    "f_cpu_hz": (int, True), "ram_bytes": (int, True), "flash_bytes": (int, True),
+    "reserved_ram_bytes": (int, True), "reserved_flash_bytes": (int, True),
+    "arena": (dict, True), "platformio": (dict, True), "tflm": (dict, True),
+    "upload": (dict, True), "usb_ids": (list, True), "sensors": (list, True),
+    "baud": (int, True), "notes": (list, False), "emulator": (dict, False),
+}
+_NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
+    "arena": {"placement": (str, True), "max_bytes": (int, True), "psram_bytes": (int, True)},
+    "platformio": {"platform": (str, True), "board": (str, True), "framework": (str, False),
+                   "env": (str, True), "build_flags": (list, True), "options": (dict, True)},
+    "tflm": {"library": (str, False), "include": (str, False), "ops_table": (str, True)},
+    "upload": {"protocol": (str, True), "use_1200bps_touch": (bool, True),
+               "port_hint": (str, False)},
+}
+PLACEMENTS = ("static", "heap")
+ENGINES = ("tflm", "none")
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    title: str
+    template: str  # the firmware template tree in templates/
+    engine: str  # the inference engine tree: templates/engine-<engine>/ ("tflm", "none")
+    mcu: str
+    cpu: str
+    f_cpu_hz: int
+    ram_bytes: int
+    flash_bytes: int
+    reserved_ram_bytes: int
+    reserved_flash_bytes: int
+    arena_placement: str
+    arena_max_bytes: int
+    psram_bytes: int
+    platformio: dict[str, Any]
+    tflm: dict[str, Any]
+    upload: dict[str, Any]
+    usb_ids: list[tuple[int, int]]
+    sensors: list[dict[str, Any]]
+    baud: int
+    notes: list[str]
+    emulator: dict[str, Any] | None
+    raw: dict[str, Any]
+
+    @property
+    def port_hint(self) -> str | None:
+        hint = self.upload.get("port_hint")
+        return str(hint) if hint else None
+
+    @property
+    def ram_budget(self) -> int:
+        """RAM left for the tensor arena after the framework's share."""
+        limit = self.ram_bytes - self.reserved_ram_bytes
+        if self.arena_placement == "heap" and self.psram_bytes:
+            return max(limit, self.psram_bytes)
+        return min(limit, self.arena_max_bytes)
+
+    @property
+    def flash_budget(self) -> int:
+        """Flash left for the model and TFLM after the framework's share."""
+        return self.flash_bytes - self.reserved_flash_bytes
+
+
+def _boards_dir() -> Any:  # importlib.resources Traversable
+    return resources.files("tinygen._boards")
+
+
+def _check(obj: dict[str, Any], spec: dict[str, tuple[type | tuple[type, ...], bool]],
+           where: str) -> None:
+    for key, (typ, required) in spec.items():
+        if key not in obj:
+            if required:
+                raise BoardError(f"board profile {where}: missing field '{key}'",
+                                 hint="compare with boards/nano33ble.json")
+            continue
+        value = obj[key]
+        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+        if not ok:
+            tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+            raise BoardError(
+                f"board profile {where}: field '{key}' must be {tname}, "
+                f"not {type(value).__name__}", hint="fix the profile's JSON")
+        if typ is int and value < 0:
+            raise BoardError(f"board profile {where}: field '{key}' is negative")
+    unknown = sorted(set(obj) - set(spec))
+    if unknown:
+        raise BoardError(f"board profile {where}: unknown field '{unknown[0]}'",
+                         hint="a typo? compare with boards/nano33ble.json")
+
+
+def _usb_id(value: Any, where: str) -> tuple[int, int]:
+    try:
+        vid, pid = value
+        return int(str(vid), 16), int(str(pid), 16)
+    except (TypeError, ValueError):
+        raise BoardError(f"board profile {where}: field 'usb_ids' entry {value!r} is not "
+                         f"a [\"0xVID\", \"0xPID\"] pair") from None
+
+
+def parse_board(data: Any, where: str) -> Board:
+    if not isinstance(data, dict):
+        raise BoardError(f"board profile {where} is not a JSON object")
+    _check(data, _TOP, where)
+    for key, spec in _NESTED.items():
+        _check(data[key], spec, f"{where} ({key})")
+    if data["arena"]["placement"] not in PLACEMENTS:
+        raise BoardError(f"board profile {where}: field 'arena.placement' must be one of "
+                         f"{', '.join(PLACEMENTS)}")
+    if data.get("engine", "tflm") not in ENGINES:
+        raise BoardError(f"board profile {where}: field 'engine' must be one of "
+                         f"{', '.join(ENGINES)}")
+    if data["reserved_ram_bytes"] >= data["ram_bytes"]:
+        raise BoardError(f"board profile {where}: field 'reserved_ram_bytes' >= 'ram_bytes'")
+    for s in data["sensors"]:
+        if not isinstance(s, dict) or not isinstance(s.get("kind"), str):
+            raise BoardError(f"board profile {where}: field 'sensors' entries need a 'kind'")
+    return Board(
+        name=data["name"], title=data["title"], template=data["template"],
+        engine=data.get("engine", "tflm"),
+        mcu=data["mcu"], cpu=data["cpu"],
+        f_cpu_hz=data["f_cpu_hz"], ram_bytes=data["ram_bytes"], flash_bytes=data["flash_bytes"],
+        reserved_ram_bytes=data["reserved_ram_bytes"],
+        reserved_flash_bytes=data["reserved_flash_bytes"],
+        arena_placement=data["arena"]["placement"], arena_max_bytes=data["arena"]["max_bytes"],
+        psram_bytes=data["arena"]["psram_bytes"], platformio=data["platformio"],
+        tflm=data["tflm"], upload=data["upload"],
+        usb_ids=[_usb_id(v, where) for v in data["usb_ids"]], sensors=data["sensors"],
+        baud=data["baud"], notes=[str(n) for n in data.get("notes", [])],
+        emulator=data.get("emulator"), raw=data,
+    )
+
+
+def board_names() -> list[str]:
+    return sorted(p.name[:-5] for p in _boards_dir().iterdir()
+                  if p.name.endswith(".json") and not p.name.startswith("_"))
+
+
+def load_board(name: str) -> Board:
+    names = board_names()
+    if name not in names:
+        raise BoardError(f"unknown board '{name}'", hint=f"boards: {', '.join(names)}")
+    path = _boards_dir().joinpath(f"{name}.json")
+    where = f"boards/{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BoardError(f"board profile {where} is not valid JSON: {exc}",
+                         hint="fix the profile's JSON") from None
+    board = parse_board(data, where)
+    if board.name != name:
+        raise BoardError(f"board profile {where}: field 'name' is '{board.name}', not '{name}'")
+    return board
+
+
+def board_summary(board: Board) -> dict[str, Any]:
+    """The stable JSON form of a board for `tinygen boards --json`."""
+    return {
+        "name": board.name, "title": board.title, "template": board.template,
+        "engine": board.engine,
+        "mcu": board.mcu, "cpu": board.cpu,
+        "f_cpu_hz": board.f_cpu_hz, "ram_bytes": board.ram_bytes,
+        "flash_bytes": board.flash_bytes, "ram_budget_bytes": board.ram_budget,
+        "flash_budget_bytes": board.flash_budget, "arena_placement": board.arena_placement,
+        "psram_bytes": board.psram_bytes, "platformio": board.platformio, "tflm": board.tflm,
+        "upload": board.upload,
+        "usb_ids": [f"{v:04x}:{p:04x}" for v, p in board.usb_ids],
+        "sensors": board.sensors, "baud": board.baud, "notes": board.notes,
+    }

@@ -1,0 +1,387 @@
+"""`tinygen render`: int8 model + board profile -> a PlatformIO project (Jinja templates).
+
+Deterministic (sorted, no timestamps), checked before anything is written (the model's
+ops against the board's TFLM library, model and arena against the board's budgets), and
+written so that a failure leaves an old project as it was and an identical re-render
+rewrites no file (PlatformIO then rebuilds nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .boards import Board
+from .errors import BoardError, InputFileError, UnsupportedModelError
+from .model.analyze import TFLM_RUNTIME_FLASH_ALLOWANCE, analyze
+from .model.convert import check_int8_tflite, parse_labels, read_metadata
+from .model.tflite_file import read_tflite
+
+MANIFEST = "tinygen.json"
+MANIFEST_FORMAT = 1
+COMMON_TREE = "common"
+# Arena margin over the measured need. The measure is taken on a 64-bit host, where
+# TFLM's structs (pointers) are larger than on a 32-bit MCU, so it over-covers the
+# tensors themselves (person_detect: 85,264 B measured vs 82,308 B on a Cortex-M4 with
+# CMSIS-NN). The margin covers what the host measure cannot see: optimized kernels'
+# scratch buffers (CMSIS-NN on the nRF52840, which the host's reference kernels do not
+# request) and allocator alignment. 20 % with a 1 KiB floor; the device reports its real
+# use in its hello line (`used=`), so the headroom can be read back from the board.
+ARENA_MARGIN_FRACTION = 0.20
+ARENA_MARGIN_MIN = 1024
+ARENA_ALIGN = 16
+MODES = ("serial",)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the firmware needs to know about an int8 model."""
+
+    tflite_path: Path
+    data: bytes
+    sha256: str
+    source_file: str
+    labels: list[str]
+    input_shape: list[int]
+    input_scale: float
+    input_zero_point: int
+    output_count: int
+    output_scale: float
+    output_zero_point: int
+    ops: list[dict[str, Any]]  # name, version
+    arena_measured: int
+    input_kind: str | None = None
+    sample_rate_hz: float | None = None
+
+    @property
+    def input_bytes(self) -> int:
+        return math.prod(self.input_shape)
+
+
+@dataclass
+class RenderResult:
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
+    """An int8 .tflite and its convert sidecar (or, without one, its own analysis)."""
+    data, model = read_tflite(tflite_path)
+    check_int8_tflite(model, tflite_path.name)
+    sha = hashlib.sha256(data).hexdigest()
+    meta = read_metadata(tflite_path)
+    if meta is not None and meta.get("tflite", {}).get("sha256") != sha:
+        raise InputFileError(
+            f"{tflite_path.with_suffix('.json').name} describes another model (sha256 differs)",
+            hint="rerun `tinygen convert`, or delete the stale .json sidecar",
+        )
+    n_classes = math.prod(model.output_tensors()[0].shape)
+    if meta is not None and labels is None:
+        label_list = list(meta["labels"])
+        arena = meta["arena"]["bytes"] if meta.get("arena") else None
+        source = meta["source"]["file"]
+        kind, rate = meta.get("input_kind"), meta.get("sample_rate_hz")
+    else:
+        label_list, _ = parse_labels(labels, tflite_path, n_classes)
+        arena, source, kind, rate = None, tflite_path.name, None, None
+    if arena is None:
+        report = analyze(tflite_path)
+        if report["unsupported_ops"]:
+            raise UnsupportedModelError(
+                f"{tflite_path.name} uses ops TFLM does not support: "
+                f"{', '.join(report['unsupported_ops'])}",
+                hint="replace those layers with ones TFLM has kernels for")
+        arena = report["arena"]["bytes"]
+    inp, out = model.input_tensors()[0], model.output_tensors()[0]
+    return ModelSpec(
+        tflite_path=tflite_path, data=data, sha256=sha, source_file=source, labels=label_list,
+        input_shape=list(inp.shape), input_scale=inp.quantization.scale[0],
+        input_zero_point=inp.quantization.zero_point[0], output_count=n_classes,
+        output_scale=out.quantization.scale[0], output_zero_point=out.quantization.zero_point[0],
+        ops=[{"name": c.name, "version": c.version} for c in model.used_ops()],
+        arena_measured=int(arena), input_kind=kind, sample_rate_hz=rate,
+    )
+
+
+# --- checks ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def ops_table(name: str) -> dict[str, Any]:
+    """Op name -> resolver method of one TFLM library (data/tflm_ops_<name>.json)."""
+    try:
+        text = resources.files("tinygen").joinpath(f"data/tflm_ops_{name}.json").read_text()
+    except (FileNotFoundError, OSError):
+        raise BoardError(f"no op table '{name}' for the board's TFLM library",
+                         hint="board profile field tflm.ops_table") from None
+    table: dict[str, Any] = json.loads(text)
+    return table
+
+
+def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
+    """The model's ops with the MicroMutableOpResolver method of the board's library."""
+    table = ops_table(board.tflm["ops_table"])
+    library = board.tflm.get("library") or board.tflm["ops_table"]
+    by_name: dict[str, dict[str, Any]] = {}
+    for op in spec.ops:  # one registration per op name, whatever its versions
+        entry = by_name.setdefault(op["name"], {"name": op["name"], "version": op["version"]})
+        entry["version"] = max(entry["version"], op["version"])
+    missing = [n for n in sorted(by_name)
+               if n not in table["builtin"] and n not in table["custom"]]
+    if missing:
+        raise UnsupportedModelError(
+            f"{spec.tflite_path.name} uses ops that {library} (TFLM) does not support: "
+            f"{', '.join(missing)}",
+            hint="replace those layers with ones TFLM has kernels for, or pick another board",
+        )
+    return [{**by_name[n], "method": table["builtin"].get(n) or table["custom"][n]}
+            for n in sorted(by_name)]
+
+
+def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
+    margin = max(ARENA_MARGIN_MIN, math.ceil(spec.arena_measured * ARENA_MARGIN_FRACTION))
+    size = -(-(spec.arena_measured + margin) // ARENA_ALIGN) * ARENA_ALIGN
+    psram = board.arena_placement == "heap" and size > board.arena_max_bytes \
+        and board.psram_bytes > 0
+    return {"measured": spec.arena_measured, "margin": size - spec.arena_measured,
+            "bytes": size, "placement": board.arena_placement, "psram": psram,
+            "margin_rule": f"{int(ARENA_MARGIN_FRACTION * 100)}% of the measure, at least "
+                           f"{ARENA_MARGIN_MIN} B, rounded up to {ARENA_ALIGN} B"}
+
+
+def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any]) -> dict[str, Any]:
+    """Model flash and arena against the board; BoardError with the numbers if not."""
+    flash_need = len(spec.data) + TFLM_RUNTIME_FLASH_ALLOWANCE + board.reserved_flash_bytes
+    problems = []
+    if flash_need > board.flash_bytes:
+        problems.append(
+            f"flash: model {len(spec.data):,} B + TFLM runtime ~{TFLM_RUNTIME_FLASH_ALLOWANCE:,} B"
+            f" + framework {board.reserved_flash_bytes:,} B = {flash_need:,} B > "
+            f"{board.flash_bytes:,} B")
+    size = arena["bytes"]
+    if board.arena_placement == "static":
+        ram_room = min(board.ram_bytes - board.reserved_ram_bytes, board.arena_max_bytes)
+        where = (f"{ram_room:,} B free for it (RAM {board.ram_bytes:,} B - "
+                 f"{board.reserved_ram_bytes:,} B framework)")
+    elif arena["psram"]:
+        ram_room = board.psram_bytes
+        where = f"{ram_room:,} B of PSRAM"
+    else:
+        ram_room = board.arena_max_bytes
+        where = f"{ram_room:,} B (largest internal heap block, no PSRAM)"
+    if size > ram_room:
+        problems.append(f"RAM: arena {size:,} B (measured {arena['measured']:,} B + margin) > "
+                        f"{where}")
+    if problems:
+        raise BoardError(f"{spec.tflite_path.name} does not fit {board.name}: "
+                         + "; ".join(problems),
+                         hint="use a smaller model, or a board with more memory "
+                              "(`tinygen boards`)")
+    return {"flash_need_bytes": flash_need, "flash_bytes": board.flash_bytes,
+            "arena_bytes": size, "arena_room_bytes": ram_room}
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+def _templates_root() -> Any:
+    return resources.files("tinygen._templates")
+
+
+def _template_files(tree: str) -> list[tuple[str, Any]]:
+    """(relative path, resource) of every file of a template tree, sorted."""
+    root = _templates_root().joinpath(tree)
+    if not root.is_dir():
+        raise BoardError(f"no firmware template tree '{tree}'",
+                         hint="board profile field 'template'")
+    found: list[tuple[str, Any]] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            rel = f"{prefix}{child.name}"
+            if child.is_dir():
+                if child.name != "__pycache__":
+                    walk(child, rel + "/")
+            elif not child.name.endswith((".pyc", "__init__.py")):
+                found.append((rel, child))
+
+    walk(root, "")
+    return sorted(found, key=lambda item: item[0])
+
+
+def _c_array(data: bytes, per_line: int = 12) -> str:
+    lines = []
+    for i in range(0, len(data), per_line):
+        lines.append("  " + " ".join(f"0x{b:02x}," for b in data[i:i + per_line]))
+    return "\n".join(lines)
+
+
+def _float_text(value: float) -> str:
+    text = f"{value:.9g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
+        dict[str, bytes], dict[str, Any]]:
+    """All project files in memory (nothing written), and the manifest."""
+    import jinja2
+
+    if mode not in MODES:
+        raise InputFileError(f"input mode '{mode}' is not available yet",
+                             hint=f"modes: {', '.join(MODES)}")
+    ops = resolver_ops(spec, board) if board.engine == "tflm" else []
+    arena = arena_plan(spec, board)
+    fit = check_fits(spec, board, arena)
+    b64_len = 4 * math.ceil(spec.input_bytes / 3)
+    line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
+    context = {
+        "tinygen_version": __version__,
+        "board": board,
+        "pio": board.platformio,
+        "mode": mode,
+        "ops": ops,
+        "ops_library": board.tflm.get("library") or board.tflm["ops_table"],
+        "arena": arena,
+        "line_max": line_max,
+        "model_array": _c_array(spec.data),
+        "model": {
+            "sha256": spec.sha256, "tflite_file": spec.tflite_path.name,
+            "source_file": spec.source_file, "bytes": len(spec.data),
+            "input_shape": spec.input_shape, "input_bytes": spec.input_bytes,
+            "input_scale": _float_text(spec.input_scale),
+            "input_zero_point": spec.input_zero_point, "output_count": spec.output_count,
+            "output_scale": _float_text(spec.output_scale),
+            "output_zero_point": spec.output_zero_point, "labels": spec.labels,
+            "sample_rate_hz": spec.sample_rate_hz,
+        },
+    }
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    files: dict[str, bytes] = {}
+    for tree in (COMMON_TREE, f"engine-{board.engine}", board.template):
+        for rel, res in _template_files(tree):
+            text = res.read_text()
+            if rel.endswith(".jinja"):
+                rel = rel[: -len(".jinja")]
+                try:
+                    text = env.from_string(text).render(context)
+                except jinja2.TemplateError as exc:  # a bug in a template, not user input
+                    raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
+            files[rel] = text.encode()
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "generator": "tinygen",
+        "tinygen_version": __version__,
+        "board": board.name,
+        "baud": board.baud,
+        "usb_ids": [[f"0x{v:04x}", f"0x{p:04x}"] for v, p in board.usb_ids],
+        "platformio": {"env": board.platformio["env"], "platform": board.platformio["platform"],
+                       "board": board.platformio["board"]},
+        "engine": board.engine,
+        "tflm_library": board.tflm.get("library"),
+        "mode": mode,
+        "model_sha256": spec.sha256,
+        "model_file": spec.tflite_path.name,
+        "model_bytes": len(spec.data),
+        "source_file": spec.source_file,
+        "labels": spec.labels,
+        "input_shape": spec.input_shape,
+        "input_scale": spec.input_scale,
+        "input_zero_point": spec.input_zero_point,
+        "output_scale": spec.output_scale,
+        "output_zero_point": spec.output_zero_point,
+        "input_kind": spec.input_kind,
+        "sample_rate_hz": spec.sample_rate_hz,
+        "ops": ops,
+        "arena": arena,
+        "fit": fit,
+        "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},
+    }
+    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return files, manifest
+
+
+def default_out_dir(board: Board, model_path: Path) -> Path:
+    stem = model_path.name.split(".")[0]
+    return Path("firmware_out") / f"{board.name}-{stem}"
+
+
+def _previous_files(out_dir: Path) -> set[str]:
+    """Files the previous render generated (from its manifest), if it was ours."""
+    manifest = out_dir / MANIFEST
+    if not out_dir.exists():
+        return set()
+    if not out_dir.is_dir():
+        raise InputFileError(f"{out_dir} exists and is not a folder", hint="choose another --out")
+    if not manifest.is_file():
+        if any(out_dir.iterdir()):
+            raise InputFileError(
+                f"{out_dir} exists and is not a tinygen project (no {MANIFEST})",
+                hint="choose another --out, or empty that folder",
+            )
+        return set()
+    try:
+        old = json.loads(manifest.read_text())
+        return set(old.get("files", {})) if isinstance(old, dict) else set()
+    except (json.JSONDecodeError, OSError):
+        return set()  # a damaged manifest: we rewrite every file we generate
+
+
+def write_project(files: dict[str, bytes], out_dir: Path) -> RenderResult:
+    """Write only what changed; a new project appears whole (rename of a temp folder)."""
+    result = RenderResult(out_dir=out_dir)
+    previous = _previous_files(out_dir)
+    if not out_dir.exists():
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        try:
+            for rel, data in sorted(files.items()):
+                path = tmp / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            os.rename(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        result.written = sorted(files)
+        return result
+    for rel, data in sorted(files.items(), key=lambda kv: (kv[0] == MANIFEST, kv[0])):
+        path = out_dir / rel
+        if path.is_file() and path.read_bytes() == data:
+            result.unchanged.append(rel)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp_name, path)
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+        result.written.append(rel)
+    for rel in sorted(previous - set(files)):
+        stale = out_dir / rel
+        if stale.is_file():
+            stale.unlink()
+            result.removed.append(rel)
+    return result
+
+
+def render_project(spec: ModelSpec, board: Board, out_dir: Path,
+                   mode: str = "serial") -> RenderResult:
+    files, manifest = render_files(spec, board, mode)  # every check happens here
+    result = write_project(files, out_dir)
+    result.manifest = manifest
+    return result
