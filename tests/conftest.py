@@ -20,6 +20,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="serial port of a real board; enables the hardware tests",
     )
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/ from the current templates (review the diff!)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -46,7 +52,7 @@ def run_tinygen(*args: str, cwd: Path | None = None, timeout: float = 300,
     """Run the real CLI as a subprocess, as a user would."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run([sys.executable, "-m", "tinygen.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+                          capture_output=True, text=True, check=False, timeout=timeout, env=full_env)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -1,9 +1,11 @@
 """Compile rendered firmware sources with the host g++ (test helper).
 
 The real TFLM C++ library is not installable from a package registry, so the tests that
-link it need a TFLM tree built beforehand (see docs/verify-tflm.md):
-    TINYGEN_TFLM_DIR=/path/to/tflite-micro   (built with `make ... microlite`)
-Without it those tests are skipped with that reason; everything else runs everywhere.
+link it need TFLM builds made beforehand (docs/verify-tflm.md):
+    TINYGEN_TFLM_DIR=/path/to/tflite-micro        upstream TFLM, `make ... microlite` done
+    TINYGEN_CHIRALE_DIR=/path/to/chirale-build    Chirale_TensorFlowLite 2.0.0 (the boards'
+                                                  library) built for the host
+Without them those tests are skipped with that reason; everything else runs everywhere.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def compile_program(sources: list[Path], include_dirs: list[Path], out: Path,
                     extra: list[str] | None = None) -> Path:
     cmd = [gxx(), *CXXFLAGS, *STRICT, *[f"-I{d}" for d in include_dirs], *map(str, sources),
            *(extra or []), "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr[-4000:]}"
     return out
 
@@ -56,6 +58,35 @@ def tflm_flags(root: Path) -> tuple[list[str], list[str]]:
     compile_flags = [*TFLM_DEFINES, *[f"-isystem{d}" for d in includes]]
     lib = root / "gen" / "linux_x86_64_default_gcc" / "lib" / "libtensorflow-microlite.a"
     return compile_flags, [str(lib), "-lm"]
+
+
+def chirale_tree() -> Path | None:
+    root = os.environ.get("TINYGEN_CHIRALE_DIR")
+    if not root:
+        return None
+    path = Path(root)
+    return path if (path / "libchirale_tflm_host.a").is_file() else None
+
+
+def chirale_flags(root: Path) -> tuple[list[str], list[str]]:
+    """The library's sources expect ARDUINO defined (it selects its CMSIS-NN kernels, which
+    fall back to portable C off ARM) and NOT TF_LITE_STATIC_MEMORY (the boards build
+    without it; the TfLiteTensor layout depends on it)."""
+    return (["-DARDUINO=10607", f"-isystem{root / 'lib' / 'src'}"],
+            [str(root / "libchirale_tflm_host.a"), "-lm"])
+
+
+def engine_library(name: str) -> tuple[list[str], list[str]]:
+    if name == "upstream":
+        root = tflm_tree()
+        if root is None:
+            pytest.skip("needs a built TFLM tree in TINYGEN_TFLM_DIR (docs/verify-tflm.md)")
+        return tflm_flags(root)
+    root = chirale_tree()
+    if root is None:
+        pytest.skip("needs a host build of Chirale_TensorFlowLite in TINYGEN_CHIRALE_DIR "
+                    "(docs/verify-tflm.md)")
+    return chirale_flags(root)
 
 
 requires_tflm = pytest.mark.skipif(

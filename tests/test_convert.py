@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_user_error, run_tinygen
+
 from tinygen.model.tflite_file import read_tflite
 
 GESTURE = REPO / "examples" / "gesture"

@@ -1,5 +1,8 @@
 """Board profiles: one JSON file per board in ``boards/``, validated on load.
 
+Extra or modified profiles can live in a folder named by ``TINYGEN_BOARDS_DIR``; a file
+there takes precedence over the built-in profile of the same name.
+
 A profile says what the board has (MCU, clock, RAM and flash the application may use),
 how PlatformIO builds and uploads for it, which TFLM library it links, where the tensor
 arena lives, the USB ids of its serial port, its sensors and default baud rate.
@@ -8,8 +11,10 @@ arena lives, the USB ids of its serial port, its sensors and default baud rate.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .errors import BoardError
@@ -28,7 +33,8 @@ _NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "arena": {"placement": (str, True), "max_bytes": (int, True), "psram_bytes": (int, True)},
     "platformio": {"platform": (str, True), "board": (str, True), "framework": (str, False),
                    "env": (str, True), "build_flags": (list, True), "options": (dict, True)},
-    "tflm": {"library": (str, False), "include": (str, False), "ops_table": (str, True)},
+    "tflm": {"library": (str, False), "include": (str, False), "ops_table": (str, True),
+             "initialize_target": (bool, False)},
     "upload": {"protocol": (str, True), "use_1200bps_touch": (bool, True),
                "port_hint": (str, False)},
 }
@@ -150,17 +156,31 @@ def parse_board(data: Any, where: str) -> Board:
     )
 
 
+def _user_dir() -> Path | None:
+    value = os.environ.get("TINYGEN_BOARDS_DIR")
+    return Path(value) if value else None
+
+
+def _profile_files() -> dict[str, Any]:
+    """Board name -> profile file (built-in, then TINYGEN_BOARDS_DIR overriding)."""
+    files: dict[str, Any] = {p.name[:-5]: p for p in _boards_dir().iterdir()
+                             if p.name.endswith(".json") and not p.name.startswith("_")}
+    user = _user_dir()
+    if user is not None and user.is_dir():
+        files.update({p.stem: p for p in user.glob("*.json")})
+    return files
+
+
 def board_names() -> list[str]:
-    return sorted(p.name[:-5] for p in _boards_dir().iterdir()
-                  if p.name.endswith(".json") and not p.name.startswith("_"))
+    return sorted(_profile_files())
 
 
 def load_board(name: str) -> Board:
-    names = board_names()
-    if name not in names:
-        raise BoardError(f"unknown board '{name}'", hint=f"boards: {', '.join(names)}")
-    path = _boards_dir().joinpath(f"{name}.json")
-    where = f"boards/{name}.json"
+    files = _profile_files()
+    if name not in files:
+        raise BoardError(f"unknown board '{name}'", hint=f"boards: {', '.join(sorted(files))}")
+    path = files[name]
+    where = str(path) if isinstance(path, Path) else f"boards/{name}.json"
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -250,6 +250,8 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
     out_dir = out or default_out_dir(board, model)
     result = render_project(spec, board, out_dir, mode=input_mode)
     m = result.manifest
+    for warning in m["warnings"]:
+        progress(f"WARNING: {warning}")
     if as_json:
         emit_json({"project": str(out_dir), "written": result.written,
                    "unchanged": result.unchanged, "removed": result.removed, "manifest": m})
@@ -262,6 +264,11 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
                f"{m['arena']['margin']:,} B margin, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
     click.echo(f"  next: tinygen build --board {board.name} {out_dir}")
+
+
+from .monitor_cli import monitor
+
+cli.add_command(monitor)
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ flags; an int8 .tflite is used as it is (with its convert sidecar when there is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .model.convert import ConvertOptions, convert
 from .model.load import identify

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
 
 # --- checks ------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def ops_table(name: str) -> dict[str, Any]:
     """Op name -> resolver method of one TFLM library (data/tflm_ops_<name>.json)."""
     try:
@@ -146,7 +146,8 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
             f"{', '.join(missing)}",
             hint="replace those layers with ones TFLM has kernels for, or pick another board",
         )
-    return [{**by_name[n], "method": table["builtin"].get(n) or table["custom"][n]}
+    return [{**by_name[n], "method": table["builtin"].get(n) or table["custom"][n],
+             **({"warning": table["divergent"][n]} if n in table.get("divergent", {}) else {})}
             for n in sorted(by_name)]
 
 
@@ -304,6 +305,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "input_kind": spec.input_kind,
         "sample_rate_hz": spec.sample_rate_hz,
         "ops": ops,
+        "warnings": [f"{o['name']} on {board.tflm.get('library')}: {o['warning']}"
+                     for o in ops if "warning" in o],
         "arena": arena,
         "fit": fit,
         "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},

@@ -12,9 +12,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import __version__
 from ..errors import CalibrationError, InputFileError, UnsupportedModelError
@@ -197,7 +198,7 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
 
         data = quantize_int8(float_model, samples)
         tfl = parse_tflite(data)
-        calibration = {"source": samples.source, "samples": int(len(samples.x))}
+        calibration = {"source": samples.source, "samples": len(samples.x)}
     require_tflm_ops(tfl, mf.path.name)
     n_classes = 1
     for d in tfl.output_tensors()[0].shape:

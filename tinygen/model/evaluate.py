@@ -33,7 +33,7 @@ def evaluate(float_model: FloatModel | None, tflite: bytes, samples: Samples,
         })
     return {
         "file": samples.source,
-        "samples": int(len(y)),
+        "samples": len(y),
         "float_accuracy": float(np.mean(float_top == y)) if float_top is not None else None,
         "int8_accuracy": float(np.mean(int8_top == y)),
         "agreement": float(np.mean(float_top == int8_top)) if float_top is not None else None,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InputFileError, UnsafeModelError
 
@@ -188,7 +189,7 @@ def check_savedmodel(path: Path) -> None:
     sm = saved_model_pb2.SavedModel()
     try:
         sm.ParseFromString((path / "saved_model.pb").read_bytes())
-    except Exception as exc:  # protobuf DecodeError
+    except Exception as exc:  # protobuf DecodeError  # noqa: BLE001
         raise InputFileError(f"{path.name}/saved_model.pb is not a SavedModel ({exc})",
                              hint="re-export the model with model.export(folder)") from None
     ops: set[str] = set()
@@ -212,7 +213,7 @@ def load_keras_model(mf: ModelFile) -> Any:
 
     try:
         return keras.models.load_model(mf.path, compile=False, safe_mode=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise InputFileError(
             f"Keras cannot load {mf.path.name}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
             hint="re-save the model with the Keras version you train with (model.save())",
@@ -225,7 +226,7 @@ def load_savedmodel(mf: ModelFile) -> Any:
 
     try:
         return tf.saved_model.load(str(mf.path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise InputFileError(
             f"TensorFlow cannot load the SavedModel {mf.path.name}: {str(exc).splitlines()[0]}",
             hint="re-export the model with model.export(folder)",

@@ -6,7 +6,7 @@ for convolutions and fully connected layers), calibrated on the user's real samp
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def quantize_int8(model: FloatModel, calibration: Samples) -> bytes:
             converter.inference_output_type = tf.int8
             data = converter.convert()
             failure = None
-        except Exception as exc:  # the converter raises many types; all mean "cannot"
+        except Exception as exc:  # noqa: BLE001  (the converter raises many types)
             data = b""
             failure = f"{type(exc).__name__}: {exc}"
     if failure is not None:

@@ -53,7 +53,7 @@ def _allocates(runtime: Any, data: bytes, arena_size: int) -> bool:
         interp = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
         interp.invoke()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -118,9 +118,9 @@ def _child(path: str) -> int:
             from importlib.metadata import version
 
             result["tflm_version"] = version("tflite-micro")
-        except Exception:  # pragma: no cover - metadata missing
+        except Exception:  # pragma: no cover - metadata missing  # noqa: BLE001
             result["tflm_version"] = "unknown"
-    except Exception as exc:  # reported to the parent, which raises a TinygenError
+    except Exception as exc:  # reported to the parent, which raises a TinygenError  # noqa: BLE001
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.flush()
     os.write(1, (MARKER + json.dumps(result) + "\n").encode())
@@ -139,7 +139,7 @@ def measure_arena(path: Path) -> ArenaMeasure:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "tinygen.model.tflm_probe", str(path)],
-            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env,
+            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env, check=False,
         )
     except subprocess.TimeoutExpired:
         raise UnsupportedModelError(

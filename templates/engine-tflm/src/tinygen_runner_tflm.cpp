@@ -28,7 +28,9 @@ Status failed(const char* code, const char* text) {
 }  // namespace
 
 Status runner_init(uint8_t* arena, size_t arena_bytes) {
+#if TINYGEN_TFLM_INITIALIZE_TARGET
   tflite::InitializeTarget();
+#endif
   const tflite::Model* model = tflite::GetModel(g_tinygen_model);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
     return failed("alloc", "model schema version mismatch");

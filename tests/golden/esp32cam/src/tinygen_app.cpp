@@ -1,0 +1,137 @@
+// The device application (see tinygen_app.h). Frames follow docs/protocol.md.
+#include "tinygen_app.h"
+
+#include "tinygen_config.h"
+#include "tinygen_protocol.h"
+#include "tinygen_runner.h"
+
+namespace tinygen {
+namespace {
+
+// Output frames: the longest is an inf line (4 numbers + one int8 score per class).
+const size_t kOutMax = 64 + 5 * TINYGEN_OUTPUT_COUNT + 256;
+char g_out[kOutMax];
+char g_line[TINYGEN_LINE_MAX];
+LineReader g_reader(g_line, sizeof(g_line));
+Io g_io = {0, 0};
+bool g_ready = false;
+size_t g_arena_bytes = 0;
+
+void send(FrameWriter& w) {
+  const size_t n = w.finish();
+  if (n && g_io.write) g_io.write(g_out, n);
+}
+
+void send_error(const char* code, long seq, const char* text) {
+  FrameWriter w(g_out, sizeof(g_out));
+  w.begin("err");
+  w.add(code);
+  if (seq >= 0) {
+    w.add_int(seq);
+  } else {
+    w.add("-");
+  }
+  w.add(text);
+  send(w);
+}
+
+void run_input(const Frame& frame) {
+  if (!g_ready) {
+    send_error("alloc", frame.seq, "model not ready");
+    return;
+  }
+  if (!runner_input()) {
+    send_error("alloc", frame.seq, "no input tensor");
+    return;
+  }
+  const size_t n = base64_decode(frame.data, frame.data_len,
+                                 reinterpret_cast<uint8_t*>(runner_input()),
+                                 TINYGEN_INPUT_BYTES);
+  if (n != TINYGEN_INPUT_BYTES) {
+    send_error("input", frame.seq, "expected " TINYGEN_STR(TINYGEN_INPUT_BYTES)
+               " int8 values as base64");
+    return;
+  }
+  const uint32_t start = g_io.micros ? g_io.micros() : 0;
+  const Status status = runner_invoke();
+  const uint32_t latency = g_io.micros ? g_io.micros() - start : 0;
+  if (status.code) {
+    send_error(status.code, frame.seq, status.text);
+    return;
+  }
+  const int8_t* scores = runner_output();
+  int top = 0;
+  for (int i = 1; i < TINYGEN_OUTPUT_COUNT; ++i) {
+    if (scores[i] > scores[top]) top = i;
+  }
+  FrameWriter w(g_out, sizeof(g_out));
+  w.begin("inf");
+  w.add_int(frame.seq);
+  w.add_int(static_cast<long>(latency));
+  w.add_int(top);
+  for (int i = 0; i < TINYGEN_OUTPUT_COUNT; ++i) w.add_int(scores[i]);
+  send(w);
+}
+
+void handle_line(const char* line, size_t len) {
+  Frame frame;
+  switch (parse_frame(line, len, &frame)) {
+    case kInput:
+      run_input(frame);
+      break;
+    case kWho:
+      app_hello();
+      break;
+    case kBadCrc:
+      send_error("crc", -1, "bad checksum, frame dropped");
+      break;
+    case kBadFrame:
+      send_error("frame", -1, "malformed frame dropped");
+      break;
+    case kOtherKind:
+      send_error("kind", -1, "unknown frame kind");
+      break;
+    case kNotAFrame:
+      break;  // not for us (a human typing, line noise)
+  }
+}
+
+}  // namespace
+
+void app_hello() {
+  FrameWriter w(g_out, sizeof(g_out));
+  w.begin("hello");
+  w.add_key("board", TINYGEN_BOARD);
+  w.add_key("model", TINYGEN_MODEL_ID);
+  w.add_key_int("arena", static_cast<long>(g_arena_bytes));
+  w.add_key_int("used", static_cast<long>(g_ready ? runner_arena_used() : 0));
+  w.add_key("in", TINYGEN_INPUT_SHAPE);
+  w.add_key("iq", TINYGEN_INPUT_QUANT);
+  w.add_key("oq", TINYGEN_OUTPUT_QUANT);
+  w.add_key("labels", TINYGEN_LABELS);
+  w.add_key("fw", TINYGEN_VERSION);
+  w.add_key("mode", TINYGEN_MODE);
+  w.add_key("engine", runner_engine());
+  send(w);
+}
+
+void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes) {
+  g_io = io;
+  g_arena_bytes = arena_bytes;
+  Status status = {"alloc", "cannot allocate the arena"};
+  if (arena) status = runner_init(arena, arena_bytes);
+  g_ready = status.code == nullptr;
+  app_hello();
+  if (!g_ready) send_error(status.code, -1, status.text);
+}
+
+void app_feed(const char* data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    if (g_reader.feed(data[i])) handle_line(g_reader.line(), g_reader.length());
+    if (g_reader.take_overflow()) send_error("overflow", -1, "line too long, dropped");
+  }
+}
+
+bool app_ready() { return g_ready; }
+
+}  // namespace tinygen

@@ -1,0 +1,32 @@
+// The device application, independent of any board: boot (hello), serial-fed input
+// frames -> inference -> "inf" frames, errors as "err" frames. Board glue supplies the
+// byte output, a microsecond clock and the arena.  Portable C++: no Arduino, no heap.
+#ifndef TINYGEN_APP_H_
+#define TINYGEN_APP_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace tinygen {
+
+struct Io {
+  void (*write)(const char* data, size_t len);  // send bytes to the host
+  uint32_t (*micros)();                          // a free-running microsecond clock
+};
+
+// Initializes the engine with the arena (may be null if the board could not allocate it)
+// and sends the hello frame, then an err frame if the engine could not start.
+void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes);
+
+// Bytes received from the host, any chunking.
+void app_feed(const char* data, size_t len);
+
+// Sends the hello frame again.
+void app_hello();
+
+// True once the engine is ready for inference.
+bool app_ready();
+
+}  // namespace tinygen
+
+#endif  // TINYGEN_APP_H_

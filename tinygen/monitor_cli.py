@@ -1,0 +1,189 @@
+"""``tinygen monitor``: the click command (parse flags, call tinygen.monitor, nothing else).
+
+cli.py registers it with ``cli.add_command(monitor)``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from .errors import BoardError, PortError, TinygenError
+from .monitor import DEFAULT_BAUD, MonitorOptions, load_project, run_monitor
+from .ports import resolve_port
+
+
+def _board_profile(name: str) -> tuple[str, list[tuple[int, int]], int | None, str | None]:
+    """``(name, usb_ids, baud, port_hint)`` of a board profile (imported lazily)."""
+    try:
+        from .boards import load_board
+    except ImportError:
+        raise BoardError(
+            "board profiles are not available in this installation",
+            hint="pass --port, or --project with a rendered project folder",
+        ) from None
+    board = load_board(name)
+    usb_ids = [(int(vid), int(pid)) for vid, pid in getattr(board, "usb_ids", None) or []]
+    return (
+        str(getattr(board, "name", name)),
+        usb_ids,
+        getattr(board, "baud", None),
+        getattr(board, "port_hint", None),
+    )
+
+
+def build_options(
+    port: str | None,
+    baud: int | None,
+    project: Path | None,
+    board: str | None,
+    log: Path | None,
+    duration: float | None,
+    count: int | None,
+    json_output: bool,
+    replay: Path | None,
+    capture: Path | None,
+) -> MonitorOptions:
+    """Turn the flags into MonitorOptions: read the project or board, find the port."""
+    if project is not None and board is not None:
+        raise TinygenError(
+            "--project and --board cannot be used together",
+            hint="a project already names its board",
+        )
+    if replay is not None and port is not None:
+        raise TinygenError(
+            "--replay reads a file, not a port: drop --port or --replay",
+        )
+    if duration is not None and duration <= 0:
+        raise TinygenError(f"--duration must be positive, got {duration}")
+    if count is not None and count <= 0:
+        raise TinygenError(f"--count must be positive, got {count}")
+    options = MonitorOptions(
+        log=log,
+        duration=duration,
+        count=count,
+        json_output=json_output,
+        replay=replay,
+        capture=capture,
+    )
+    board_name: str | None = None
+    usb_ids: Sequence[tuple[int, int]] = ()
+    profile_baud: int | None = None
+    hint: str | None = None
+    if project is not None:
+        info = load_project(project)
+        options.labels = info.labels
+        options.output_quant = info.output_quant
+        options.project_model = info.model_sha256
+        board_name = info.board or project.name
+        usb_ids = info.usb_ids
+        profile_baud = info.baud
+        if not usb_ids and info.board and port is None and replay is None:
+            try:
+                _, usb_ids, _, hint = _board_profile(info.board)
+            except TinygenError:
+                usb_ids = ()
+    elif board is not None:
+        board_name, usb_ids, profile_baud, hint = _board_profile(board)
+    options.baud = baud or profile_baud or DEFAULT_BAUD
+    if replay is not None:
+        return options
+    if port is None and board_name is None:
+        raise PortError(
+            "no serial port given",
+            hint="pass --port (e.g. /dev/ttyACM0, COM3 or socket://host:port), "
+            "or --board/--project to find the board by its USB id",
+        )
+    assert board_name is not None or port is not None
+    name = board_name or "the board"
+    options.port = resolve_port(port, usb_ids, name, hint)
+    if port is None:
+        ids, board_hint = list(usb_ids), hint
+
+        def again() -> str:
+            return resolve_port(None, ids, name, board_hint)
+
+        resolve: Callable[[], str] | None = again
+        options.resolve = resolve
+    return options
+
+
+EXAMPLES = """
+\b
+Examples:
+  tinygen monitor --project firmware_out/gesture_nano33ble
+  tinygen monitor --board esp32cam --log run.jsonl --duration 60
+  tinygen monitor --port /dev/ttyACM0 --baud 921600 --log run.csv
+  tinygen monitor --port socket://localhost:4444 --json | jq .label
+  tinygen monitor --port /dev/ttyUSB0 --capture raw.bin --count 1000
+  tinygen monitor --replay raw.bin --project firmware_out/gesture_nano33ble
+"""
+
+
+@click.command(epilog=EXAMPLES)
+@click.option(
+    "--port",
+    metavar="PORT",
+    help="Serial device (/dev/ttyACM0, COM3) or pyserial URL (socket://host:port, "
+    "rfc2217://host:port, loop://). Default: found by the board's USB id.",
+)
+@click.option(
+    "--baud", type=click.IntRange(min=1), help="Baud rate (default: the project's or board's)."
+)
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Rendered project folder: its tinygen.json gives labels, scales, baud, USB ids.",
+)
+@click.option("--board", metavar="NAME", help="Board profile: USB ids and baud rate.")
+@click.option(
+    "--log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write records to FILE.jsonl (inferences, hello, errors) or FILE.csv (inferences).",
+)
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after this many seconds.")
+@click.option("--count", type=int, metavar="N", help="Stop after N inferences.")
+@click.option("--json", "json_output", is_flag=True, help="One JSON object per record on stdout.")
+@click.option(
+    "--replay",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Decode a captured byte file instead of a port.",
+)
+@click.option(
+    "--capture",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also save the raw bytes read from the port to this file.",
+)
+def monitor(
+    port: str | None,
+    baud: int | None,
+    project: Path | None,
+    board: str | None,
+    log: Path | None,
+    duration: float | None,
+    count: int | None,
+    json_output: bool,
+    replay: Path | None,
+    capture: Path | None,
+) -> None:
+    """Show, log and count what the firmware sends over serial.
+
+    On a terminal: one refreshing status line (top label, score, latency, rate,
+    dropped and lost frames); otherwise one line per record. Device log lines are
+    shown too. On connect it sends `who`, so a running board repeats its hello. When
+    the port vanishes, it reconnects. Ctrl-C, --count or --duration end the run with a
+    summary (frames, dropped lines, lost frames, latency). Wire format: docs/protocol.md.
+    """
+    options = build_options(
+        port, baud, project, board, log, duration, count, json_output, replay, capture
+    )
+    try:
+        run_monitor(options)
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
