@@ -28,6 +28,8 @@ class TinygenGroup(click.Group):
             if ctx.meta.get("tinygen.debug"):
                 traceback.print_exc()
             click.echo(exc.one_line(), err=True)
+            if exc.details:
+                click.echo("\n".join(f"  | {ln}" for ln in exc.details.splitlines()), err=True)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -138,10 +140,13 @@ def convert(model: Path, calib: str | None, eval_path: Path | None, labels: str 
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--board", "-b", "board_name", metavar="BOARD",
+              help="Check the model against this board's RAM and flash budget.")
 @click.option("--ram", type=int, metavar="BYTES", help="RAM budget to check the arena against.")
 @click.option("--flash", type=int, metavar="BYTES", help="Flash budget to check the model against.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
-def inspect(model: Path, ram: int | None, flash: int | None, as_json: bool) -> None:
+def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | None,
+            as_json: bool) -> None:
     """Tensors, ops, flash and the measured tensor arena of an int8 MODEL.tflite.
 
     The arena is measured by the real TFLM interpreter (tflite-micro's allocation
@@ -151,6 +156,7 @@ def inspect(model: Path, ram: int | None, flash: int | None, as_json: bool) -> N
     \b
     Examples:
       tinygen inspect firmware_out/model_int8.tflite
+      tinygen inspect firmware_out/model_int8.tflite --board nano33ble
       tinygen inspect model_int8.tflite --ram 262144 --flash 1048576 --json
     """
     from .errors import BoardError, InputFileError, UnsupportedModelError
@@ -159,8 +165,16 @@ def inspect(model: Path, ram: int | None, flash: int | None, as_json: bool) -> N
     if model.suffix.lower() != ".tflite":
         raise InputFileError(f"{model.name}: inspect reads .tflite files",
                              hint=f"run `tinygen convert {model}` first")
+    board = None
+    if board_name:
+        from .boards import load_board
+
+        board = load_board(board_name)  # an unknown board fails before the slow part
     report = analyze(model)
-    if ram is not None or flash is not None:
+    if board is not None:
+        fit_check(report, board.name, ram if ram is not None else board.ram_budget,
+                  flash if flash is not None else board.flash_budget)
+    elif ram is not None or flash is not None:
         fit_check(report, "the given budget", ram, flash)
     if as_json:
         emit_json(report)
@@ -212,6 +226,17 @@ def boards(name: str | None, as_json: bool) -> None:
                    f"RAM {b['ram_bytes'] // 1024:>4} KB  flash {b['flash_bytes'] // 1024:>5} KB")
 
 
+def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> Any:
+    from .pipeline import model_spec_for
+    from .render import default_out_dir, render_project
+
+    spec = model_spec_for(model, opts, progress)
+    result = render_project(spec, board, out or default_out_dir(board, model), mode=mode)
+    for warning in result.manifest["warnings"]:
+        progress(f"WARNING: {warning}")
+    return result
+
+
 @cli.command()
 @click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
               help="Target board (see `tinygen boards`).")
@@ -240,18 +265,13 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
     """
     from .boards import load_board
     from .model.convert import ConvertOptions
-    from .pipeline import model_spec_for
-    from .render import default_out_dir, render_project
 
     board = load_board(board_name)
     opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
                           input_kind=input_kind, sample_rate_hz=sample_rate_hz)
-    spec = model_spec_for(model, opts, progress)
-    out_dir = out or default_out_dir(board, model)
-    result = render_project(spec, board, out_dir, mode=input_mode)
+    result = _render(board, model, opts, out, input_mode)
+    out_dir = result.out_dir
     m = result.manifest
-    for warning in m["warnings"]:
-        progress(f"WARNING: {warning}")
     if as_json:
         emit_json({"project": str(out_dir), "written": result.written,
                    "unchanged": result.unchanged, "removed": result.removed, "manifest": m})
@@ -264,6 +284,147 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
                f"{m['arena']['margin']:,} B margin, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
     click.echo(f"  next: tinygen build --board {board.name} {out_dir}")
+
+
+@cli.command()
+@click.option("--board", "-b", "board_name", metavar="BOARD",
+              help="Target board (needed with a MODEL; checked against a PROJECT_DIR).")
+@click.argument("target", metavar="MODEL|PROJECT_DIR", type=click.Path(path_type=Path))
+@convert_options
+@click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
+              help="Project folder when rendering a MODEL. Default: firmware_out/<board>-<model>/")
+@click.option("--artifacts", type=click.Path(path_type=Path), metavar="DIR",
+              help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
+@click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
+def build(board_name: str | None, target: Path, calib: str | None, eval_path: Path | None,
+          labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
+          out: Path | None, artifacts: Path | None, verbose: bool, as_json: bool) -> None:
+    """Build firmware with PlatformIO; collect it with a manifest.json for CI.
+
+    TARGET is a project folder written by `tinygen render`, or a model (then it is
+    converted and rendered first, with the same flags as `render`). Artifacts:
+    firmware.bin/.hex/.elf (what the board has) and manifest.json (board, PlatformIO
+    env and platform version, model sha256, arena, RAM/flash used, file sha256s).
+
+    \b
+    Examples:
+      tinygen build --board nano33ble examples/gesture/model.h5
+      tinygen build firmware_out/nano33ble-model --artifacts dist/ --json
+      tinygen build --board qemu-m4 examples/gesture/model.h5   # offline, emulated
+    """
+    from .boards import load_board
+    from .build import build_project, read_project
+    from .errors import BoardError
+    from .model.convert import ConvertOptions
+
+    if target.is_dir() and not (target / "saved_model.pb").exists():
+        project = target
+        pm = read_project(project)
+        if board_name and board_name != pm["board"]:
+            raise BoardError(f"{project} was rendered for {pm['board']}, not {board_name}",
+                             hint=f"render it again with --board {board_name}")
+    else:
+        if not board_name:
+            raise BoardError("--board is needed to build a model",
+                             hint="see `tinygen boards`")
+        board = load_board(board_name)
+        opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
+                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
+        project = _render(board, target, opts, out, "serial").out_dir
+    result = build_project(project, artifacts, verbose=verbose, progress=progress)
+    m = result.manifest
+    if as_json:
+        emit_json({"artifacts_dir": str(result.artifacts_dir), **m})
+        return
+    click.echo(f"built {m['board']} firmware in {result.artifacts_dir}: "
+               + ", ".join(f"{f['name']} ({f['bytes']:,} B)" for f in m["files"]))
+    if m["ram_used_bytes"] is not None:
+        click.echo(f"  RAM {m['ram_used_bytes']:,} of {m['ram_budget_bytes']:,} B, flash "
+                   f"{m['flash_used_bytes']:,} of {m['flash_budget_bytes']:,} B "
+                   f"(arena {m['arena_bytes']:,} B)")
+
+
+@cli.command()
+@click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
+              help="Target board (see `tinygen boards`).")
+@click.argument("target", metavar="MODEL|PROJECT_DIR", type=click.Path(path_type=Path))
+@convert_options
+@click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
+              help="Project folder when rendering a MODEL. Default: firmware_out/<board>-<model>/")
+@click.option("--port", "-p", metavar="PORT",
+              help="Serial port or pyserial URL. Default: found by the board's USB ids.")
+@click.option("--no-monitor", is_flag=True, help="Stop after the verified upload.")
+@click.option("--log", type=click.Path(path_type=Path), metavar="FILE.jsonl|.csv",
+              help="Log the inference stream while monitoring.")
+@click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
+def flash(board_name: str, target: Path, calib: str | None, eval_path: Path | None,
+          labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
+          out: Path | None, port: str | None, no_monitor: bool, log: Path | None,
+          dry_run: bool, verbose: bool) -> None:
+    """Convert, render, build, upload, verify and monitor: model to running board.
+
+    After the upload tinygen waits for the board's hello line and checks that it
+    reports the sha256 of the model just built; then it monitors the stream
+    (Ctrl-C ends). ESP32-CAM: hold GPIO0 low while resetting to enter the bootloader.
+
+    \b
+    Examples:
+      tinygen flash --board esp32cam model.h5
+      tinygen flash --board nano33ble examples/gesture/model.h5 --log run.jsonl
+      tinygen flash --board nano33ble firmware_out/nano33ble-model --port /dev/ttyACM0
+      tinygen flash --board esp32cam model.h5 --dry-run
+    """
+    from .boards import load_board
+    from .build import build_project, read_project
+    from .errors import BoardError
+    from .flash import FlashPlan, describe_commands, port_for, upload, wait_for_hello
+    from .model.convert import ConvertOptions
+    from .render import default_out_dir
+
+    board = load_board(board_name)
+    if board.emulator is not None:
+        raise BoardError(f"{board.name} is an emulated board: there is nothing to upload",
+                         hint=f"tinygen build --board {board.name} MODEL, then run it in QEMU")
+    is_project = target.is_dir() and (target / "tinygen.json").is_file()
+    project = target if is_project else (out or default_out_dir(board, target))
+    if dry_run:
+        pre = [] if is_project else [
+            f"# tinygen convert {target} (in-process) -> int8 .tflite + sidecar",
+            f"# tinygen render --board {board.name} -> {project}"]
+        try:
+            resolved: str | None = port_for(board, port)
+        except TinygenError as exc:
+            resolved = None
+            pre.append(f"# port: {exc.message}")
+        plan = FlashPlan(board, str(project), board.platformio["env"], resolved)
+        click.echo("\n".join(describe_commands(plan, pre)))
+        return
+    if is_project:
+        pm = read_project(project)
+        if pm["board"] != board.name:
+            raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}")
+    else:
+        opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
+                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
+        project = _render(board, target, opts, out, "serial").out_dir
+    pm = read_project(project)
+    port_now = port_for(board, port)  # fail before the long build if no board is there
+    build_project(project, verbose=verbose, progress=progress)
+    plan = FlashPlan(board, str(project), pm["platformio"]["env"], port_now)
+    upload(plan, port_now, verbose, progress)
+    hello = wait_for_hello(board, port, pm["model_sha256"])
+    progress(f"verified: {board.name} runs model {hello.model} (tinygen {hello.fw})")
+    if no_monitor:
+        return
+    from .monitor import MonitorOptions, run_monitor
+    from .protocol import Quantization
+
+    run_monitor(MonitorOptions(
+        port=port_for(board, port), baud=board.baud, labels=tuple(pm["labels"]),
+        output_quant=Quantization(pm["output_scale"], pm["output_zero_point"]),
+        project_model=pm["model_sha256"][:16], resolve=lambda: port_for(board, port), log=log))
 
 
 from .monitor_cli import monitor

@@ -13,10 +13,12 @@ class TinygenError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None,
+                 details: str | None = None) -> None:
         super().__init__(message)
         self.message = " ".join(message.split())
         self.hint = " ".join(hint.split()) if hint else None
+        self.details = details  # e.g. the tail of a failed tool's output, shown below
 
     def one_line(self) -> str:
         if self.hint:

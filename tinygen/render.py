@@ -290,6 +290,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "platformio": {"env": board.platformio["env"], "platform": board.platformio["platform"],
                        "board": board.platformio["board"]},
         "engine": board.engine,
+        "template": board.template,
         "tflm_library": board.tflm.get("library"),
         "mode": mode,
         "model_sha256": spec.sha256,
