@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, assert_user_error, run_tinygen
 from serial.tools.list_ports_common import ListPortInfo
 
-from conftest import REPO, assert_user_error, run_tinygen
 from tinygen.boards import load_board
 from tinygen.errors import PortError
 from tinygen.platformio import ensure_scons

@@ -144,7 +144,7 @@ def check_offline_ready(spec: str, framework: str | None, libraries: list[str],
             raise ToolError(f"the local PlatformIO platform {spec} has no platform.json",
                             hint="reinstall tinygen, or fix platform = ... in platformio.ini")
         return
-    name, version = split_spec(spec)
+    name, _version = split_spec(spec)
     platform = installed_platform(name)
     needs = []
     if platform is None:
