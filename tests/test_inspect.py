@@ -97,3 +97,16 @@ def test_inspect_names_ops_tflm_lacks(tmp_path: Path) -> None:
 def test_inspect_refuses_non_tflite() -> None:
     assert_user_error(run_tinygen("inspect", str(REPO / "examples/gesture/model.h5")),
                       "tinygen convert")
+
+
+def test_inspect_against_a_board_profile() -> None:
+    path = TFLM / "micro_speech_quantized.tflite"
+    proc = run_tinygen("inspect", str(path), "--board", "nano33ble", "--json")
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads(proc.stdout)["fit"]
+    assert fit["board"] == "nano33ble" and fit["fits"] is True
+    ram = next(c for c in fit["checks"] if c["what"] == "ram")
+    from tinygen.boards import load_board
+
+    assert ram["need"] == 7584 and ram["budget"] == load_board("nano33ble").ram_budget == 196608
+    assert_user_error(run_tinygen("inspect", str(path), "--board", "uno"), "unknown board")
