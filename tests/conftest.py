@@ -21,6 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="serial port of a real board; enables the hardware tests",
     )
     parser.addoption(
+        "--board",
+        action="store",
+        default="nano33ble",
+        help="board profile of the board at --port (hardware tests)",
+    )
+    parser.addoption(
         "--update-golden",
         action="store_true",
         default=False,

@@ -264,7 +264,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
             "input_zero_point": spec.input_zero_point, "output_count": spec.output_count,
             "output_scale": _float_text(spec.output_scale),
             "output_zero_point": spec.output_zero_point, "labels": spec.labels,
-            "sample_rate_hz": spec.sample_rate_hz,
+            "sample_rate_hz": spec.sample_rate_hz, "input_kind": spec.input_kind,
         },
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
