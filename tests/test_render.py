@@ -37,25 +37,47 @@ def test_every_board_profile_loads() -> None:
         assert b.name == name and b.usb_ids and b.ram_budget > 0 and b.flash_budget > 0
 
 
+def _template_sources(board: str) -> dict[str, Path]:
+    """Rendered path -> template file, for the trees this board's projects use."""
+    b = load_board(board)
+    found: dict[str, Path] = {}
+    for tree in ("common", f"engine-{b.engine}", b.template):
+        root = REPO / "templates" / tree
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and f.name != "__init__.py":
+                found[f.relative_to(root).as_posix().removesuffix(".jinja")] = f
+    return found
+
+
 @pytest.mark.parametrize("board", BOARDS)
 def test_golden_project(board: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """hello_world_int8 for every board, compared file by file with tests/golden/<board>/."""
+    """hello_world_int8 for every board: templated files compared with tests/golden/<board>/
+    (the model array is checked byte for byte by the pattern test below), static files
+    with their template."""
     model = tmp_path / "hello_world_int8.tflite"
     shutil.copy(TFLM / "hello_world_int8.tflite", model)
     out = tmp_path / "project"
     render(board, model, out, "--labels", "y")
+    sources = _template_sources(board)
     rendered = {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*"))
                 if p.is_file()}
+    assert sorted(rendered) == sorted([*sources, "tinygen.json"])
+    templated = {rel: text for rel, text in rendered.items()
+                 if rel == "tinygen.json" or (sources[rel].suffix == ".jinja"
+                                              and rel != "src/tinygen_model_data.cc")}
+    for rel, text in rendered.items():
+        if rel in sources and sources[rel].suffix != ".jinja":
+            assert text == sources[rel].read_text(), f"{rel} is not a copy of its template"
     golden = GOLDEN / board
     if request.config.getoption("--update-golden"):
         shutil.rmtree(golden, ignore_errors=True)
-        for rel, text in rendered.items():
+        for rel, text in templated.items():
             (golden / rel).parent.mkdir(parents=True, exist_ok=True)
             (golden / rel).write_text(text)
     expected = {p.relative_to(golden).as_posix(): p.read_text() for p in sorted(golden.rglob("*"))
                 if p.is_file()}
-    assert sorted(rendered) == sorted(expected), "file list differs (rerun with --update-golden)"
-    for rel, text in rendered.items():
+    assert sorted(templated) == sorted(expected), "file list differs (rerun with --update-golden)"
+    for rel, text in templated.items():
         assert text == expected[rel], f"{board}/{rel} differs from tests/golden (--update-golden)"
 
 
