@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_tinygen
+
 from tinygen import protocol
 
 pytestmark = pytest.mark.hardware

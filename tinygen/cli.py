@@ -222,7 +222,7 @@ def boards(name: str | None, as_json: bool) -> None:
         emit_json(rows)
         return
     for b in rows:
-        click.echo(f"{b['name']:<22} {b['title']:<42} {b['mcu'].split(' ')[0]:<9} "
+        click.echo(f"{b['name']:<22} {b['title']:<42} {b['mcu'].split(' ')[0]:<10} "
                    f"RAM {b['ram_bytes'] // 1024:>4} KB  flash {b['flash_bytes'] // 1024:>5} KB")
 
 

@@ -108,7 +108,7 @@ def is_local(spec: str) -> bool:
 
 
 def local_platform_manifest(spec: str, project: Path) -> dict[str, Any] | None:
-    path = spec.split("://", 1)[1]
+    path = spec.split("://", 1)[1].replace("${PROJECT_DIR}", str(project))
     folder = Path(path) if os.path.isabs(path) else project / path
     try:
         data: dict[str, Any] = json.loads((folder / "platform.json").read_text())

@@ -41,6 +41,15 @@ ARENA_MARGIN_FRACTION = 0.20
 ARENA_MARGIN_MIN = 1024
 ARENA_ALIGN = 16
 MODES = ("serial",)
+# A board profile's `platformio.platform` of the form "tinygen:NAME" names a PlatformIO
+# platform shipped inside tinygen (boards/platforms/NAME). It is copied into the project as
+# platform/ and referenced relative to the project, so the project is self-contained and its
+# text does not depend on where tinygen is installed. `symlink://` (not `file://`): PlatformIO
+# copies file:// platforms once and never refreshes them; `./platform` forms are shared
+# between projects by mistake (docs/qemu-m4.md).
+SHIPPED_PLATFORM_PREFIX = "tinygen:"
+PROJECT_PLATFORM_DIR = "platform"
+PROJECT_PLATFORM_REF = "symlink://${PROJECT_DIR}/platform"
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,26 @@ def _float_text(value: float) -> str:
     return text if any(c in text for c in ".e") else text + ".0"
 
 
+def _shipped_platform_files(name: str) -> dict[str, bytes]:
+    root = resources.files("tinygen._boards").joinpath("platforms").joinpath(name)
+    if not root.is_dir():
+        raise BoardError(f"no PlatformIO platform '{name}' shipped with tinygen",
+                         hint="board profile field platformio.platform")
+    files: dict[str, bytes] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.name == "__pycache__" or child.name.endswith(".pyc"):
+                continue  # pip compiles platform.py and builder/main.py on install
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            else:
+                files[f"{PROJECT_PLATFORM_DIR}/{prefix}{child.name}"] = child.read_bytes()
+
+    walk(root, "")
+    return dict(sorted(files.items()))
+
+
 def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         dict[str, bytes], dict[str, Any]]:
     """All project files in memory (nothing written), and the manifest."""
@@ -246,10 +275,15 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
     fit = check_fits(spec, board, arena)
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
+    pio = dict(board.platformio)
+    platform_files: dict[str, bytes] = {}
+    if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
+        platform_files = _shipped_platform_files(pio["platform"][len(SHIPPED_PLATFORM_PREFIX):])
+        pio["platform"] = PROJECT_PLATFORM_REF
     context = {
         "tinygen_version": __version__,
         "board": board,
-        "pio": board.platformio,
+        "pio": pio,
         "mode": mode,
         "ops": ops,
         "ops_library": board.tflm.get("library") or board.tflm["ops_table"],
@@ -280,6 +314,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
                 except jinja2.TemplateError as exc:  # a bug in a template, not user input
                     raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
             files[rel] = text.encode()
+    files.update(platform_files)
     manifest = {
         "format": MANIFEST_FORMAT,
         "generator": "tinygen",
@@ -287,8 +322,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "board": board.name,
         "baud": board.baud,
         "usb_ids": [[f"0x{v:04x}", f"0x{p:04x}"] for v, p in board.usb_ids],
-        "platformio": {"env": board.platformio["env"], "platform": board.platformio["platform"],
-                       "board": board.platformio["board"]},
+        "platformio": {"env": pio["env"], "platform": pio["platform"], "board": pio["board"]},
         "engine": board.engine,
         "template": board.template,
         "tflm_library": board.tflm.get("library"),

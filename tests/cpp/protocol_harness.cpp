@@ -55,7 +55,7 @@ int main() {
     } else if (strncmp(line, "dec ", 4) == 0) {
       Frame f;
       const tinygen::FrameKind k = tinygen::parse_frame(line + 4, len - 4, &f);
-      printf("kind=%s seq=%ld hex=", kind_name(k), f.seq);
+      printf("kind=%s seq=%lu hex=", kind_name(k), static_cast<unsigned long>(f.seq));
       if (k == tinygen::kInput) {
         const size_t n = tinygen::base64_decode(f.data, f.data_len, bytes, sizeof(bytes));
         if (n == static_cast<size_t>(-1)) {

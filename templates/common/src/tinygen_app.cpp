@@ -22,12 +22,15 @@ void send(FrameWriter& w) {
   if (n && g_io.write) g_io.write(g_out, n);
 }
 
-void send_error(const char* code, long seq, const char* text) {
+const Frame* const kNoFrame = nullptr;
+
+// An err frame; its seq is the input frame's, or "-" for errors not tied to one.
+void send_error(const char* code, const Frame* frame, const char* text) {
   FrameWriter w(g_out, sizeof(g_out));
   w.begin("err");
   w.add(code);
-  if (seq >= 0) {
-    w.add_int(seq);
+  if (frame) {
+    w.add_uint(frame->seq);
   } else {
     w.add("-");
   }
@@ -37,18 +40,18 @@ void send_error(const char* code, long seq, const char* text) {
 
 void run_input(const Frame& frame) {
   if (!g_ready) {
-    send_error("alloc", frame.seq, "model not ready");
+    send_error("alloc", &frame, "model not ready");
     return;
   }
   if (!runner_input()) {
-    send_error("alloc", frame.seq, "no input tensor");
+    send_error("alloc", &frame, "no input tensor");
     return;
   }
   const size_t n = base64_decode(frame.data, frame.data_len,
                                  reinterpret_cast<uint8_t*>(runner_input()),
                                  TINYGEN_INPUT_BYTES);
   if (n != TINYGEN_INPUT_BYTES) {
-    send_error("input", frame.seq, "expected " TINYGEN_STR(TINYGEN_INPUT_BYTES)
+    send_error("input", &frame, "expected " TINYGEN_STR(TINYGEN_INPUT_BYTES)
                " int8 values as base64");
     return;
   }
@@ -56,7 +59,7 @@ void run_input(const Frame& frame) {
   const Status status = runner_invoke();
   const uint32_t latency = g_io.micros ? g_io.micros() - start : 0;
   if (status.code) {
-    send_error(status.code, frame.seq, status.text);
+    send_error(status.code, &frame, status.text);
     return;
   }
   const int8_t* scores = runner_output();
@@ -66,8 +69,8 @@ void run_input(const Frame& frame) {
   }
   FrameWriter w(g_out, sizeof(g_out));
   w.begin("inf");
-  w.add_int(frame.seq);
-  w.add_int(static_cast<long>(latency));
+  w.add_uint(frame.seq);
+  w.add_uint(latency);
   w.add_int(top);
   for (int i = 0; i < TINYGEN_OUTPUT_COUNT; ++i) w.add_int(scores[i]);
   send(w);
@@ -83,13 +86,13 @@ void handle_line(const char* line, size_t len) {
       app_hello();
       break;
     case kBadCrc:
-      send_error("crc", -1, "bad checksum, frame dropped");
+      send_error("crc", kNoFrame, "bad checksum, frame dropped");
       break;
     case kBadFrame:
-      send_error("frame", -1, "malformed frame dropped");
+      send_error("frame", kNoFrame, "malformed frame dropped");
       break;
     case kOtherKind:
-      send_error("kind", -1, "unknown frame kind");
+      send_error("kind", kNoFrame, "unknown frame kind");
       break;
     case kNotAFrame:
       break;  // not for us (a human typing, line noise)
@@ -122,13 +125,13 @@ void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes) {
   if (arena) status = runner_init(arena, arena_bytes);
   g_ready = status.code == nullptr;
   app_hello();
-  if (!g_ready) send_error(status.code, -1, status.text);
+  if (!g_ready) send_error(status.code, kNoFrame, status.text);
 }
 
 void app_feed(const char* data, size_t len) {
   for (size_t i = 0; i < len; ++i) {
     if (g_reader.feed(data[i])) handle_line(g_reader.line(), g_reader.length());
-    if (g_reader.take_overflow()) send_error("overflow", -1, "line too long, dropped");
+    if (g_reader.take_overflow()) send_error("overflow", kNoFrame, "line too long, dropped");
   }
 }
 

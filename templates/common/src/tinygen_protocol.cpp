@@ -42,19 +42,30 @@ void FrameWriter::append(const char* text) {
 }
 
 void FrameWriter::append_int(long value) {
-  char digits[24];
-  int n = 0;
-  unsigned long magnitude;
   if (value < 0) {
     put('-');
-    magnitude = 0UL - static_cast<unsigned long>(value);
-  } else {
-    magnitude = static_cast<unsigned long>(value);
+    // the magnitude of LONG_MIN does not fit a long; it does fit an unsigned long
+    const unsigned long magnitude = 0UL - static_cast<unsigned long>(value);
+    char digits[24];
+    int n = 0;
+    unsigned long rest = magnitude;
+    do {
+      digits[n++] = static_cast<char>('0' + rest % 10);
+      rest /= 10;
+    } while (rest);
+    while (n) put(digits[--n]);
+    return;
   }
+  append_uint(static_cast<uint32_t>(value));
+}
+
+void FrameWriter::append_uint(uint32_t value) {
+  char digits[12];
+  int n = 0;
   do {
-    digits[n++] = static_cast<char>('0' + magnitude % 10);
-    magnitude /= 10;
-  } while (magnitude);
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value);
   while (n) put(digits[--n]);
 }
 
@@ -66,6 +77,11 @@ void FrameWriter::add(const char* text) {
 void FrameWriter::add_int(long value) {
   put(' ');
   append_int(value);
+}
+
+void FrameWriter::add_uint(uint32_t value) {
+  put(' ');
+  append_uint(value);
 }
 
 void FrameWriter::add_key(const char* key, const char* value) {
@@ -146,7 +162,7 @@ static bool starts_with(const char* s, size_t len, const char* prefix) {
 
 FrameKind parse_frame(const char* line, size_t len, Frame* frame) {
   frame->kind = kNotAFrame;
-  frame->seq = -1;
+  frame->seq = 0;
   frame->data = 0;
   frame->data_len = 0;
   if (len < 1 || line[0] != '@' || !starts_with(line + 1, len - 1, kPrefix)) return kNotAFrame;
@@ -167,11 +183,12 @@ FrameKind parse_frame(const char* line, size_t len, Frame* frame) {
   }
   if (!starts_with(p, static_cast<size_t>(end - p), "in ")) return frame->kind = kOtherKind;
   p += 3;
-  long seq = 0;
+  uint32_t seq = 0;
   const char* digits = p;
   while (p < end && *p >= '0' && *p <= '9') {
-    seq = seq * 10 + (*p - '0');
-    if (seq > 2000000000L) return frame->kind = kBadFrame;
+    const uint32_t digit = static_cast<uint32_t>(*p - '0');
+    if (seq > (0xFFFFFFFFu - digit) / 10u) return frame->kind = kBadFrame;  // > 2^32 - 1
+    seq = seq * 10u + digit;
     ++p;
   }
   if (p == digits || p >= end || *p != ' ') return frame->kind = kBadFrame;

@@ -19,11 +19,13 @@ class FrameWriter {
   FrameWriter(char* buffer, size_t capacity);
   void begin(const char* kind);
   void add(const char* text);            // " text"
-  void add_int(long value);              // " 123"
+  void add_int(long value);              // " -123"
+  void add_uint(uint32_t value);         // " 4294967295" (seq, latency: unsigned 32-bit)
   void add_key(const char* key, const char* value);  // " key=value"
   void add_key_int(const char* key, long value);      // " key=123"
   void append(const char* text);         // text, no leading space
   void append_int(long value);
+  void append_uint(uint32_t value);
   // Appends "*CRC\n"; returns the frame length, or 0 if the buffer was too small.
   size_t finish();
 
@@ -59,7 +61,7 @@ enum FrameKind { kNotAFrame = 0, kBadCrc, kBadFrame, kInput, kWho, kOtherKind };
 
 struct Frame {
   FrameKind kind;
-  long seq;              // for kInput
+  uint32_t seq;          // for kInput: an unsigned 32-bit counter (docs/protocol.md)
   const char* data;      // for kInput: the base64 text
   size_t data_len;
 };
