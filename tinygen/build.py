@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,29 @@ from .render import MANIFEST
 ARTIFACT_SUFFIXES = (".bin", ".hex", ".elf", ".uf2")
 TAIL_LINES = 25
 _SOURCE_IN_ERROR = re.compile(r"(src/[\w./-]+\.(?:c|cc|cpp|h|S)):\d+")
+
+
+class StatusLine:
+    """One self-overwriting line on a terminal: what PlatformIO is doing now."""
+
+    SPINNER = "|/-\\"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def update(self, line: str) -> None:
+        if not line.startswith(("Compiling", "Archiving", "Linking", "Building", "Indexing",
+                                "Checking", "Installing", "Tool Manager", "Platform Manager")):
+            return
+        self.count += 1
+        width = shutil.get_terminal_size((80, 20)).columns - 4
+        text = f"{self.SPINNER[self.count % 4]} {line.strip()}"[:width]
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 @dataclass
@@ -144,8 +168,13 @@ def build_project(project: Path, artifacts: Path | None = None, verbose: bool = 
         progress("provided PlatformIO's tool-scons from the installed scons (offline)")
     check_offline_ready(spec, framework, libraries, project, env)
     progress(f"building {project} ({env}) with PlatformIO...")
-    run = run_pio(["run", "-d", str(project), "-e", env],
-                  on_line=progress if verbose else None)
+    status = StatusLine() if not verbose and sys.stderr.isatty() else None
+    try:
+        run = run_pio(["run", "-d", str(project), "-e", env],
+                      on_line=progress if verbose else (status.update if status else None))
+    finally:
+        if status:
+            status.clear()
     if run.returncode != 0:
         raise _failure(run.command, run.returncode, run.output, pm)
     sizes = parse_sizes(run.output)
