@@ -122,3 +122,30 @@ def test_port_detection_from_board_profiles(board: str) -> None:
 
 def test_flash_refuses_unknown_boards() -> None:
     assert_user_error(run_tinygen("flash", "--board", "uno", "x.h5"), "unknown board")
+
+
+def test_monitor_without_flags_finds_any_known_board() -> None:
+    """`tinygen monitor --log run.jsonl`: the one attached port of any board profile."""
+    from tinygen.monitor_cli import find_any_board
+
+    nano = port("/dev/ttyACM0", 0x2341, 0x805A)
+    cp2102 = port("/dev/ttyUSB0", 0x10C4, 0xEA60)
+    mouse = port("/dev/ttyS9", 0x046D, 0xC077)
+    assert find_any_board([mouse, nano]) == ("/dev/ttyACM0", ["nano33ble", "nano33ble_sense_rev2"],
+                                             115200)
+    device, names, baud = find_any_board([cp2102])
+    assert device == "/dev/ttyUSB0" and {"esp32cam", "esp32dev"} <= set(names) and baud == 115200
+    with pytest.raises(PortError, match="2 boards are connected") as many:
+        find_any_board([nano, cp2102])
+    assert "/dev/ttyACM0" in str(many.value) and "/dev/ttyUSB0" in str(many.value)
+    with pytest.raises(PortError, match="no known board is connected") as none:
+        find_any_board([mouse])
+    assert "2341:805a" in str(none.value) and "10c4:ea60" in str(none.value)
+
+
+def test_monitor_without_flags_and_no_board_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run_tinygen("monitor", "--log", str(tmp_path / "run.jsonl"))
+    if proc.returncode == 0:
+        pytest.skip("a known board is attached")
+    assert_user_error(proc, "no known board is connected", "--port")
+    assert not (tmp_path / "run.jsonl").exists()

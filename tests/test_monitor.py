@@ -383,7 +383,7 @@ def test_replay_count_stops_early_and_model_mismatch_warns(tmp_path: Path) -> No
     [
         (["--replay", "{capture}", "--log", "{tmp}/run.txt"], "unknown log format"),
         (["--replay", "{tmp}/missing.bin"], "replay file not found"),
-        ([], "no serial port given"),
+        ([], "no known board is connected"),
         (["--port", "{tmp}/no-such-tty"], "cannot open serial port"),
         (["--project", "{tmp}/nowhere"], "project folder not found"),
         (["--project", "{tmp}/broken"], "invalid JSON at line 1"),

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,6 +35,39 @@ def _board_profile(name: str) -> tuple[str, list[tuple[int, int]], int | None, s
         getattr(board, "baud", None),
         getattr(board, "port_hint", None),
     )
+
+
+def find_any_board(ports: Sequence[Any] | None = None) -> tuple[str, list[str], int | None]:
+    """The one attached port whose USB id belongs to a board profile.
+
+    Returns (device, the profiles it can be (USB-serial adapters are shared by several
+    ESP32 boards), their baud if they agree). PortError if none or several ports match.
+    """
+    from serial.tools import list_ports
+
+    from .boards import board_names, load_board
+
+    boards = [load_board(n) for n in board_names()]
+    boards = [b for b in boards if b.usb_ids]
+    attached = list(ports) if ports is not None else list(list_ports.comports())
+    matches: dict[str, list[Any]] = {}
+    for p in attached:
+        for b in boards:
+            if (p.vid, p.pid) in b.usb_ids:
+                matches.setdefault(str(p.device), []).append(b)
+    if not matches:
+        looked = "; ".join(f"{b.name} ({', '.join(f'{v:04x}:{i:04x}' for v, i in b.usb_ids)})"
+                           for b in boards)
+        raise PortError(f"no known board is connected (looked for {looked})",
+                        hint="connect the board, or pass --port (a device or socket://host:port)")
+    if len(matches) > 1:
+        listed = "; ".join(f"{d} ({'/'.join(b.name for b in bs)})"
+                           for d, bs in sorted(matches.items()))
+        raise PortError(f"{len(matches)} boards are connected: {listed}",
+                        hint="choose one with --port, or name it with --board")
+    device, found = next(iter(matches.items()))
+    bauds = {b.baud for b in found}
+    return device, [b.name for b in found], (bauds.pop() if len(bauds) == 1 else None)
 
 
 def build_options(
@@ -93,11 +127,14 @@ def build_options(
     if replay is not None:
         return options
     if port is None and board_name is None:
-        raise PortError(
-            "no serial port given",
-            hint="pass --port (e.g. /dev/ttyACM0, COM3 or socket://host:port), "
-            "or --board/--project to find the board by its USB id",
-        )
+        # `tinygen monitor --log run.jsonl`: any known board that is plugged in
+        device, names, found_baud = find_any_board()
+        options.port = device
+        options.baud = baud or found_baud or DEFAULT_BAUD
+        ids = [i for n in names for i in _board_profile(n)[1]]
+        label = " or ".join(names)
+        options.resolve = lambda: resolve_port(None, ids, label)
+        return options
     assert board_name is not None or port is not None
     name = board_name or "the board"
     options.port = resolve_port(port, usb_ids, name, hint)
@@ -115,6 +152,7 @@ def build_options(
 EXAMPLES = """
 \b
 Examples:
+  tinygen monitor --log run.jsonl      # any known board that is plugged in
   tinygen monitor --project firmware_out/gesture_nano33ble
   tinygen monitor --board esp32cam --log run.jsonl --duration 60
   tinygen monitor --port /dev/ttyACM0 --baud 921600 --log run.csv
