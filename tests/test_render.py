@@ -102,9 +102,8 @@ def test_rendered_project_matches_the_model(name: str, board: str, tmp_path: Pat
     data = (out / "src" / "tinygen_model_data.cc").read_text()
     if model.suffix == ".tflite":
         raw, parsed = read_tflite(model)
-    else:
-        raw, parsed = read_tflite(Path("firmware_out") / tfl.name if False else
-                                  REPO / "firmware_out" / tfl.name)
+    else:  # converted first, next to the project folder (not into the current directory)
+        raw, parsed = read_tflite(out.parent / tfl.name)
     # the model bytes in the C array are the model's bytes
     values = [int(v, 16) for v in data.split("{", 1)[1].split("}", 1)[0].replace(",", " ").split()]
     assert bytes(values) == raw and "alignas(16) const unsigned char" in data

@@ -230,8 +230,9 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> 
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
 
-    spec = model_spec_for(model, opts, progress)
-    result = render_project(spec, board, out or default_out_dir(board, model), mode=mode)
+    out_dir = out or default_out_dir(board, model)
+    spec = model_spec_for(model, opts, progress, project_dir=out_dir)
+    result = render_project(spec, board, out_dir, mode=mode)
     for warning in result.manifest["warnings"]:
         progress(f"WARNING: {warning}")
     return result

@@ -9,15 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .model.convert import ConvertOptions, convert
+import dataclasses
+
+from .model.convert import ConvertOptions, convert, default_out
 from .model.load import identify
 from .render import ModelSpec, load_model_spec
 
 
-def model_spec_for(model: Path, opts: ConvertOptions,
-                   progress: Callable[[str], None]) -> ModelSpec:
+def model_spec_for(model: Path, opts: ConvertOptions, progress: Callable[[str], None],
+                   project_dir: Path | None = None) -> ModelSpec:
+    """The int8 model for a project; a converted model goes beside the project folder
+    (``<project parent>/<model>_int8.tflite``), not into the current directory."""
     mf = identify(model)
     if mf.kind == "tflite":
         return load_model_spec(model, labels=opts.labels)
+    if opts.out is None and project_dir is not None:
+        opts = dataclasses.replace(opts, out=project_dir.parent / default_out(model).name)
     result = convert(model, opts, progress)
     return load_model_spec(result.tflite_path)
