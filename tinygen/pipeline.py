@@ -6,10 +6,9 @@ flags; an int8 .tflite is used as it is (with its convert sidecar when there is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-
-import dataclasses
 
 from .model.convert import ConvertOptions, convert, default_out
 from .model.load import identify
