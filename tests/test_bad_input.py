@@ -154,3 +154,12 @@ def test_help_does_not_import_tensorflow() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout
     assert "convert" in proc.stdout and "inspect" in proc.stdout
+
+
+@pytest.mark.parametrize("flag", [["--labels", "missing/labels.txt"], ["--eval", "missing.npz"]])
+def test_missing_side_files_fail_before_converting(flag: list[str], tmp_path: Path) -> None:
+    proc = run_tinygen("convert", str(GESTURE / "model.h5"), *flag,
+                       "--out", str(tmp_path / "x.tflite"))
+    assert_user_error(proc, "no such file")
+    assert "quantizing" not in proc.stderr  # said before the slow part
+    assert out_dir_is_empty(tmp_path)

@@ -89,6 +89,15 @@ def find_calibration(mf: ModelFile, calib: str | None) -> str:
     )
 
 
+def check_labels_spec(spec: str | None) -> None:
+    """Fail before the slow steps when --labels names a file that is not there."""
+    if spec is None or Path(spec).is_file():
+        return
+    if Path(spec).suffix.lower() in (".txt", ".csv", ".json") or "/" in spec:
+        raise InputFileError(f"--labels {spec}: no such file",
+                             hint="--labels a,b,c or --labels labels.txt")
+
+
 def parse_labels(spec: str | None, model_path: Path, n_classes: int) -> tuple[list[str], str]:
     """Labels from --labels (list or file), or a labels file beside the model, or class_k."""
     text: str | None = None
@@ -96,6 +105,8 @@ def parse_labels(spec: str | None, model_path: Path, n_classes: int) -> tuple[li
     if spec is not None:
         if Path(spec).is_file():
             text, source = Path(spec).read_text(), Path(spec).name
+        elif Path(spec).suffix.lower() in (".txt", ".csv", ".json") or "/" in spec:
+            check_labels_spec(spec)
         elif "," in spec or LABEL_RE.match(spec):
             labels = [s.strip() for s in spec.split(",") if s.strip()]
             source = "--labels"
@@ -165,6 +176,10 @@ def _write_atomic(files: dict[Path, bytes]) -> None:
 def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> ConvertResult:
     warnings: list[str] = []
     mf = identify(model_path)
+    check_labels_spec(opts.labels)
+    if opts.eval_path is not None and not opts.eval_path.is_file():
+        raise InputFileError(f"evaluation file {opts.eval_path}: no such file",
+                             hint="check the path")
     out = opts.out or default_out(model_path)
     if out.suffix.lower() != ".tflite":
         raise InputFileError(f"--out {out}: the output must end in .tflite")
