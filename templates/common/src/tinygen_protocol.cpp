@@ -215,7 +215,7 @@ size_t base64_decode(const char* text, size_t len, uint8_t* out, size_t capacity
   for (size_t i = 0; i < len; i += 4) {
     int v[4];
     int pad = 0;
-    for (int k = 0; k < 4; ++k) {
+    for (size_t k = 0; k < 4; ++k) {
       const char c = text[i + k];
       if (c == '=') {
         if (i + 4 != len || k < 2) return kInvalid;
