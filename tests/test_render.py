@@ -15,7 +15,7 @@ from conftest import REPO, assert_user_error, run_tinygen
 from tinygen.boards import board_names, load_board, parse_board
 from tinygen.errors import BoardError
 from tinygen.model.tflite_file import read_tflite
-from tinygen.render import ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN, ops_table
+from tinygen.render import ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN, ops_table, template_trees
 
 TFLM = REPO / "tests" / "data" / "tflm"
 GOLDEN = REPO / "tests" / "golden"
@@ -41,7 +41,7 @@ def _template_sources(board: str) -> dict[str, Path]:
     """Rendered path -> template file, for the trees this board's projects use."""
     b = load_board(board)
     found: dict[str, Path] = {}
-    for tree in ("common", f"engine-{b.engine}", b.template):
+    for tree in template_trees(b.engine, b.template):
         root = REPO / "templates" / tree
         for f in sorted(root.rglob("*")):
             if f.is_file() and f.name != "__init__.py":

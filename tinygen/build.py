@@ -27,7 +27,7 @@ from .platformio import (
     run_pio,
     split_spec,
 )
-from .render import MANIFEST
+from .render import MANIFEST, template_trees
 
 ARTIFACT_SUFFIXES = (".bin", ".hex", ".elf", ".uf2")
 TAIL_LINES = 25
@@ -91,8 +91,8 @@ def read_ini_value(project: Path, key: str) -> str | None:
 def template_origin(project_manifest: dict[str, Any], rel: str) -> str | None:
     """Which template a generated file came from (for compiler errors)."""
     root = resources.files("tinygen._templates")
-    trees = ["common", f"engine-{project_manifest.get('engine', 'tflm')}",
-             project_manifest.get("template", "")]
+    trees = template_trees(project_manifest.get("engine", "tflm"),
+                           project_manifest.get("template", ""))
     for tree in trees:
         for name in (rel, rel + ".jinja"):
             if tree and root.joinpath(tree).joinpath(name).is_file():

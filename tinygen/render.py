@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from typing import Any
 from . import __version__
 from .boards import Board
 from .errors import BoardError, InputFileError, UnsupportedModelError
-from .model.analyze import TFLM_RUNTIME_FLASH_ALLOWANCE, analyze
+from .fileio import write_files_atomically
+from .model.analyze import TFLM_RUNTIME_FLASH_ALLOWANCE, analyze, ops_table, require_tflm_ops
 from .model.convert import check_int8_tflite, parse_labels, read_metadata
 from .model.tflite_file import read_tflite
 
@@ -107,13 +107,8 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
         label_list, _ = parse_labels(labels, tflite_path, n_classes)
         arena, source, kind, rate = None, tflite_path.name, None, None
     if arena is None:
-        report = analyze(tflite_path)
-        if report["unsupported_ops"]:
-            raise UnsupportedModelError(
-                f"{tflite_path.name} uses ops TFLM does not support: "
-                f"{', '.join(report['unsupported_ops'])}",
-                hint="replace those layers with ones TFLM has kernels for")
-        arena = report["arena"]["bytes"]
+        require_tflm_ops(model, tflite_path.name)
+        arena = analyze(tflite_path)["arena"]["bytes"]
     inp, out = model.input_tensors()[0], model.output_tensors()[0]
     return ModelSpec(
         tflite_path=tflite_path, data=data, sha256=sha, source_file=source, labels=label_list,
@@ -126,18 +121,6 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
 
 
 # --- checks ------------------------------------------------------------------------------
-
-@cache
-def ops_table(name: str) -> dict[str, Any]:
-    """Op name -> resolver method of one TFLM library (data/tflm_ops_<name>.json)."""
-    try:
-        text = resources.files("tinygen").joinpath(f"data/tflm_ops_{name}.json").read_text()
-    except (FileNotFoundError, OSError):
-        raise BoardError(f"no op table '{name}' for the board's TFLM library",
-                         hint="board profile field tflm.ops_table") from None
-    table: dict[str, Any] = json.loads(text)
-    return table
-
 
 def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
     """The model's ops with the MicroMutableOpResolver method of the board's library."""
@@ -209,12 +192,14 @@ def _templates_root() -> Any:
     return resources.files("tinygen._templates")
 
 
-def _template_files(tree: str) -> list[tuple[str, Any]]:
-    """(relative path, resource) of every file of a template tree, sorted."""
-    root = _templates_root().joinpath(tree)
-    if not root.is_dir():
-        raise BoardError(f"no firmware template tree '{tree}'",
-                         hint="board profile field 'template'")
+def template_trees(engine: str, template: str) -> tuple[str, ...]:
+    """The template trees a project is rendered from, in order (later ones may add files)."""
+    return (COMMON_TREE, f"engine-{engine}", template)
+
+
+def _resource_files(root: Any) -> list[tuple[str, Any]]:
+    """(relative path, resource) of every file below a package resource folder, sorted;
+    no Python packaging files (``__init__.py``, and the ``.pyc`` pip compiles on install)."""
     found: list[tuple[str, Any]] = []
 
     def walk(node: Any, prefix: str) -> None:
@@ -228,6 +213,14 @@ def _template_files(tree: str) -> list[tuple[str, Any]]:
 
     walk(root, "")
     return sorted(found, key=lambda item: item[0])
+
+
+def _template_files(tree: str) -> list[tuple[str, Any]]:
+    root = _templates_root().joinpath(tree)
+    if not root.is_dir():
+        raise BoardError(f"no firmware template tree '{tree}'",
+                         hint="board profile field 'template'")
+    return _resource_files(root)
 
 
 def _c_array(data: bytes, per_line: int = 12) -> str:
@@ -247,19 +240,8 @@ def _shipped_platform_files(name: str) -> dict[str, bytes]:
     if not root.is_dir():
         raise BoardError(f"no PlatformIO platform '{name}' shipped with tinygen",
                          hint="board profile field platformio.platform")
-    files: dict[str, bytes] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        for child in node.iterdir():
-            if child.name == "__pycache__" or child.name.endswith(".pyc"):
-                continue  # pip compiles platform.py and builder/main.py on install
-            if child.is_dir():
-                walk(child, f"{prefix}{child.name}/")
-            else:
-                files[f"{PROJECT_PLATFORM_DIR}/{prefix}{child.name}"] = child.read_bytes()
-
-    walk(root, "")
-    return dict(sorted(files.items()))
+    return {f"{PROJECT_PLATFORM_DIR}/{rel}": res.read_bytes()
+            for rel, res in _resource_files(root)}
 
 
 def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
@@ -304,7 +286,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
     files: dict[str, bytes] = {}
-    for tree in (COMMON_TREE, f"engine-{board.engine}", board.template):
+    for tree in template_trees(board.engine, board.template):
         for rel, res in _template_files(tree):
             text = res.read_text()
             if rel.endswith(".jinja"):
@@ -394,21 +376,15 @@ def write_project(files: dict[str, bytes], out_dir: Path) -> RenderResult:
             raise
         result.written = sorted(files)
         return result
+    changed: dict[Path, bytes] = {}
     for rel, data in sorted(files.items(), key=lambda kv: (kv[0] == MANIFEST, kv[0])):
-        path = out_dir / rel
+        path = out_dir / rel  # the manifest last: it lists what the others are
         if path.is_file() and path.read_bytes() == data:
             result.unchanged.append(rel)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp_name, path)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-        result.written.append(rel)
+        else:
+            changed[path] = data
+            result.written.append(rel)
+    write_files_atomically(changed)
     for rel in sorted(previous - set(files)):
         stale = out_dir / rel
         if stale.is_file():

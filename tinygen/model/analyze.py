@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnsupportedModelError
+from ..errors import BoardError, UnsupportedModelError
 from .tflite_file import Tensor, TfliteModel, read_tflite
 from .tflm_probe import measure_arena
 
 
-@lru_cache(maxsize=1)
-def tflm_op_table() -> dict[str, Any]:
-    """Op name -> MicroMutableOpResolver method, for the TFLM revision tinygen targets."""
-    text = resources.files("tinygen").joinpath("data/tflm_ops_upstream.json").read_text()
+@cache
+def ops_table(name: str) -> dict[str, Any]:
+    """Op name -> MicroMutableOpResolver method of one TFLM library
+    (data/tflm_ops_<name>.json; "upstream" is the TFLM revision tinygen measures with)."""
+    try:
+        text = resources.files("tinygen").joinpath(f"data/tflm_ops_{name}.json").read_text()
+    except (FileNotFoundError, OSError):
+        raise BoardError(f"no op table '{name}' for the board's TFLM library",
+                         hint="board profile field tflm.ops_table") from None
     table: dict[str, Any] = json.loads(text)
     return table
 
 
 def resolver_method(op_name: str) -> str | None:
-    table = tflm_op_table()
+    table = ops_table("upstream")
     return table["builtin"].get(op_name) or table["custom"].get(op_name)
 
 

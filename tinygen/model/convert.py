@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import CalibrationError, InputFileError, UnsupportedModelError
+from ..fileio import write_files_atomically
 from .analyze import analyze, require_tflm_ops, tensor_info
 from .load import ModelFile, identify
 from .samples import RANDOM, load_calibration, load_evaluation
@@ -155,24 +155,6 @@ def check_int8_tflite(model: TfliteModel, name: str) -> None:
                                         hint="re-export it with full integer quantization")
 
 
-def _write_atomic(files: dict[Path, bytes]) -> None:
-    """Write all files or none: temp files in the target folder, then rename."""
-    temps: list[tuple[str, Path]] = []
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            temps.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
 def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> ConvertResult:
     warnings: list[str] = []
     mf = identify(model_path)
@@ -255,6 +237,6 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "evaluation": evaluation,
     }
     meta_path = metadata_path_for(out)
-    _write_atomic({out: data,
+    write_files_atomically({out: data,
                    meta_path: (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()})
     return ConvertResult(out, meta_path, metadata, warnings)
