@@ -6,6 +6,8 @@ so ``tinygen --help``, ``boards`` and ``monitor`` start fast.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
 import traceback
@@ -57,7 +59,19 @@ def progress(message: str) -> None:
 
 
 def convert_options(f: Any) -> Any:
-    """The flags of `convert`, shared by every command that takes a MODEL."""
+    """The flags of `convert`, shared by every command that takes a MODEL; the command
+    receives them as one ``convert_opts`` (a ConvertOptions without ``out``)."""
+
+    @functools.wraps(f)
+    def with_convert_opts(*args: Any, calib: str | None, eval_path: Path | None,
+                          labels: str | None, input_kind: str | None,
+                          sample_rate_hz: float | None, **kwargs: Any) -> Any:
+        from .model.convert import ConvertOptions
+
+        opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
+                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
+        return f(*args, convert_opts=opts, **kwargs)
+
     options = [
         click.option("--calib", metavar="FILE|random",
                      help="Calibration samples: .npz (array x), .npy or .csv (one sample per "
@@ -73,9 +87,10 @@ def convert_options(f: Any) -> Any:
         click.option("--sample-rate", "sample_rate_hz", type=float, metavar="HZ",
                      help="Sensor sample rate of the input window, if known."),
     ]
+    wrapped: Any = with_convert_opts
     for option in reversed(options):
-        f = option(f)
-    return f
+        wrapped = option(wrapped)
+    return wrapped
 
 
 @click.group(cls=TinygenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,9 +116,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), metavar="FILE.tflite",
               help="Output path. Default: firmware_out/<model>_int8.tflite (+ .json sidecar).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
-def convert(model: Path, calib: str | None, eval_path: Path | None, labels: str | None,
-            out: Path | None, input_kind: str | None, sample_rate_hz: float | None,
-            as_json: bool) -> None:
+def convert(model: Path, convert_opts: Any, out: Path | None, as_json: bool) -> None:
     """Quantize MODEL (.h5, .keras, SavedModel folder, or int8 .tflite) to full int8.
 
     Writes MODEL_int8.tflite and a metadata sidecar (.json) that render/build read:
@@ -115,13 +128,10 @@ def convert(model: Path, calib: str | None, eval_path: Path | None, labels: str 
       tinygen convert model.keras --calib samples.npz --labels up,down,left,right
       tinygen convert saved_model_dir/ --calib x.npy --out build/kws_int8.tflite --json
     """
-    from .model.convert import ConvertOptions
     from .model.convert import convert as run_convert
     from .model.evaluate import format_table
 
-    opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels, out=out,
-                          input_kind=input_kind, sample_rate_hz=sample_rate_hz)
-    result = run_convert(model, opts, progress)
+    result = run_convert(model, dataclasses.replace(convert_opts, out=out), progress)
     meta = result.metadata
     if as_json:
         emit_json({"tflite_path": str(result.tflite_path), "metadata_path": str(result.metadata_path),
@@ -249,9 +259,8 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> 
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
-def render(board_name: str, model: Path, calib: str | None, eval_path: Path | None,
-           labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
-           input_mode: str, out: Path | None, as_json: bool) -> None:
+def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
+           out: Path | None, as_json: bool) -> None:
     """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
 
     MODEL is an int8 .tflite (from `tinygen convert`) or a Keras model / SavedModel,
@@ -265,12 +274,9 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
       tinygen render --board esp32cam firmware_out/model_int8.tflite --out fw/cam
     """
     from .boards import load_board
-    from .model.convert import ConvertOptions
 
     board = load_board(board_name)
-    opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
-                          input_kind=input_kind, sample_rate_hz=sample_rate_hz)
-    result = _render(board, model, opts, out, input_mode)
+    result = _render(board, model, convert_opts, out, input_mode)
     out_dir = result.out_dir
     m = result.manifest
     if as_json:
@@ -298,9 +304,8 @@ def render(board_name: str, model: Path, calib: str | None, eval_path: Path | No
               help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
-def build(board_name: str | None, target: Path, calib: str | None, eval_path: Path | None,
-          labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
-          out: Path | None, artifacts: Path | None, verbose: bool, as_json: bool) -> None:
+def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
+          artifacts: Path | None, verbose: bool, as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
     TARGET is a project folder written by `tinygen render`, or a model (then it is
@@ -317,7 +322,6 @@ def build(board_name: str | None, target: Path, calib: str | None, eval_path: Pa
     from .boards import load_board
     from .build import build_project, read_project
     from .errors import BoardError
-    from .model.convert import ConvertOptions
 
     if target.is_dir() and not (target / "saved_model.pb").exists():
         project = target
@@ -330,9 +334,7 @@ def build(board_name: str | None, target: Path, calib: str | None, eval_path: Pa
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
         board = load_board(board_name)
-        opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
-                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
-        project = _render(board, target, opts, out, "serial").out_dir
+        project = _render(board, target, convert_opts, out, "serial").out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
     if as_json:
@@ -360,10 +362,9 @@ def build(board_name: str | None, target: Path, calib: str | None, eval_path: Pa
               help="Log the inference stream while monitoring.")
 @click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
-def flash(board_name: str, target: Path, calib: str | None, eval_path: Path | None,
-          labels: str | None, input_kind: str | None, sample_rate_hz: float | None,
-          out: Path | None, port: str | None, no_monitor: bool, log: Path | None,
-          dry_run: bool, verbose: bool) -> None:
+def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
+          port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
+          verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -381,7 +382,6 @@ def flash(board_name: str, target: Path, calib: str | None, eval_path: Path | No
     from .build import build_project, read_project
     from .errors import BoardError
     from .flash import FlashPlan, describe_commands, port_for, upload, wait_for_hello
-    from .model.convert import ConvertOptions
     from .render import default_out_dir
 
     board = load_board(board_name)
@@ -407,9 +407,7 @@ def flash(board_name: str, target: Path, calib: str | None, eval_path: Path | No
         if pm["board"] != board.name:
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}")
     else:
-        opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
-                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
-        project = _render(board, target, opts, out, "serial").out_dir
+        project = _render(board, target, convert_opts, out, "serial").out_dir
     pm = read_project(project)
     port_now = port_for(board, port)  # fail before the long build if no board is there
     build_project(project, verbose=verbose, progress=progress)

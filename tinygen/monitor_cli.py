@@ -46,15 +46,15 @@ def find_any_board(ports: Sequence[Any] | None = None) -> tuple[str, list[str], 
     from serial.tools import list_ports
 
     from .boards import board_names, load_board
+    from .ports import find_candidate_ports
 
     boards = [load_board(n) for n in board_names()]
     boards = [b for b in boards if b.usb_ids]
     attached = list(ports) if ports is not None else list(list_ports.comports())
     matches: dict[str, list[Any]] = {}
-    for p in attached:
-        for b in boards:
-            if (p.vid, p.pid) in b.usb_ids:
-                matches.setdefault(str(p.device), []).append(b)
+    for b in boards:
+        for p in find_candidate_ports(b.usb_ids, attached):
+            matches.setdefault(str(p.device), []).append(b)
     if not matches:
         looked = "; ".join(f"{b.name} ({', '.join(f'{v:04x}:{i:04x}' for v, i in b.usb_ids)})"
                            for b in boards)
