@@ -183,6 +183,9 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
 
         progress(f"loading {mf.path.name} ({mf.kind})")
         float_model = load_float_model(mf)
+        for msg in float_model.warnings:
+            warnings.append(f"WARNING: {msg}")
+            progress(f"WARNING: {msg}")
         samples = load_calibration(calib_spec, float_model.input_shape)
         if samples.source == RANDOM:
             msg = ("WARNING: calibrating on RANDOM data (--calib random): the int8 value ranges "

@@ -27,6 +27,10 @@ class Int8Runner:
         outs = []
         shape = tuple(self._in["shape"])
         for sample in x_int8:
+            # Each sample is its own sequence: recurrent ops (UNIDIRECTIONAL_SEQUENCE_LSTM)
+            # keep their state in variable tensors across invokes; start from zero state,
+            # as the firmware does (a no-op for models without state).
+            self._it.reset_all_variables()
             self._it.set_tensor(self._in["index"], sample.reshape(shape).astype(np.int8))
             self._it.invoke()
             outs.append(self._it.get_tensor(self._out["index"]).reshape(-1).copy())

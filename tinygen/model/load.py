@@ -75,7 +75,9 @@ def identify(path: Path) -> ModelFile:
 # --- reading Keras configs without Keras running anything --------------------------------
 
 def read_keras_config(mf: ModelFile) -> dict[str, Any]:
-    """The model's architecture config as JSON, read straight from the file."""
+    """The model's config as JSON, read straight from the file: the architecture, and the
+    training configuration (``compile_config``, or an .h5's ``training_config``) if saved."""
+    training: Any = None
     if mf.kind == "h5":
         with mf.path.open("rb") as fh:
             head = fh.read(8)
@@ -89,6 +91,7 @@ def read_keras_config(mf: ModelFile) -> dict[str, Any]:
         try:
             with h5py.File(mf.path, "r") as f:
                 raw = f.attrs.get("model_config")
+                training = f.attrs.get("training_config")
         except OSError as exc:
             raise InputFileError(f"{mf.path.name}: cannot read HDF5: {exc}",
                                  hint="the file is damaged or truncated") from None
@@ -116,6 +119,12 @@ def read_keras_config(mf: ModelFile) -> dict[str, Any]:
         raise InputFileError(f"{mf.path.name}: model config is not JSON ({exc})") from None
     if not isinstance(config, dict):
         raise InputFileError(f"{mf.path.name}: model config is not an object")
+    if training is not None:  # .h5: a separate attribute; kept apart, never loaded
+        try:
+            text = training.decode() if isinstance(training, bytes) else str(training)
+            config["training_config"] = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            config["training_config"] = None
     return config
 
 
@@ -141,8 +150,50 @@ def _known_keras_class(name: str) -> bool:
     return any(hasattr(ns, name) for ns in namespaces)
 
 
-def check_keras_config(config: dict[str, Any], name: str) -> None:
-    """Refuse configs that would run code: Lambda layers and custom objects."""
+# The part of a saved Keras config that describes training, not the model: the optimizer,
+# loss and metrics that `model.save()` writes after compile()/fit(). tinygen loads with
+# compile=False, so none of it is ever deserialized.
+TRAINING_KEYS = ("compile_config", "training_config")
+
+
+def check_keras_config(config: dict[str, Any], name: str) -> list[str]:
+    """Refuse architectures that would run code: Lambda layers and custom objects.
+
+    The training configuration is not loaded; custom objects in it are only named in the
+    returned warnings.
+    """
+    architecture = {k: v for k, v in config.items() if k not in TRAINING_KEYS}
+    _check_architecture(architecture, name)
+    return _training_config_warnings([config.get(k) for k in TRAINING_KEYS], name)
+
+
+def _training_config_warnings(parts: list[Any], name: str) -> list[str]:
+    import keras
+
+    custom: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        for node in _walk(part):
+            cls = str(node.get("class_name"))
+            module = node.get("module")
+            registered = node.get("registered_name")
+            keras_module = module is None or module == "keras" or str(module).startswith("keras.")
+            if isinstance(registered, str) and ">" in registered or not keras_module:
+                custom.append(str(registered or node.get("config") or cls))
+            elif cls not in ("function", "__tuple__", "__numpy__") and not any(
+                    hasattr(ns, cls) for ns in (keras.optimizers, keras.optimizers.schedules,
+                                                keras.losses, keras.metrics)):
+                custom.append(cls)
+    if not custom:
+        return []
+    names = ", ".join(f"'{c}'" for c in sorted(set(custom)))
+    return [(f"{name}: its training configuration names custom objects ({names}); tinygen "
+            f"does not load optimizers, losses or metrics (compile=False), so conversion is "
+            f"not affected")]
+
+
+def _check_architecture(config: dict[str, Any], name: str) -> None:
     for node in _walk(config):
         cls = str(node.get("class_name"))
         layer = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
@@ -205,14 +256,14 @@ def check_savedmodel(path: Path) -> None:
         )
 
 
-def load_keras_model(mf: ModelFile) -> Any:
-    """A safely loaded Keras model (.h5/.keras)."""
+def load_keras_model(mf: ModelFile) -> tuple[Any, list[str]]:
+    """A safely loaded Keras model (.h5/.keras), and warnings about what was not loaded."""
     config = read_keras_config(mf)
-    check_keras_config(config, mf.path.name)
+    warnings = check_keras_config(config, mf.path.name)
     import keras
 
     try:
-        return keras.models.load_model(mf.path, compile=False, safe_mode=True)
+        return keras.models.load_model(mf.path, compile=False, safe_mode=True), warnings
     except Exception as exc:  # noqa: BLE001
         raise InputFileError(
             f"Keras cannot load {mf.path.name}: {type(exc).__name__}: {str(exc).splitlines()[0]}",

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import UnsupportedModelError
+from .converter_errors import explain
 from .samples import Samples
 from .source import FloatModel, captured_output
 
@@ -24,22 +25,21 @@ def quantize_int8(model: FloatModel, calibration: Samples) -> bytes:
 
     with captured_output() as log:
         try:
-            converter = model.converter()
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-            data = converter.convert()
+            with model.converter() as converter:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = representative
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+                data = converter.convert()
             failure = None
         except Exception as exc:  # noqa: BLE001  (the converter raises many types)
             data = b""
-            failure = f"{type(exc).__name__}: {exc}"
+            failure = explain(f"{type(exc).__name__}: {exc}", log())  # before the log closes
     if failure is not None:
-        tail = [ln for ln in (failure + "\n" + log()).splitlines() if "error" in ln.lower()]
-        detail = (tail[0] if tail else failure.splitlines()[0])[:300]
         raise UnsupportedModelError(
-            f"TensorFlow cannot quantize {model.file.path.name} to int8: {detail}",
-            hint="every layer must have an int8 TFLite builtin kernel; see `tinygen inspect`",
+            f"TensorFlow cannot quantize {model.file.path.name} to int8"
+            + (f" (layer '{failure.layer}')" if failure.layer else "") + f": {failure.reason}",
+            hint=failure.hint,
         )
     return bytes(data)

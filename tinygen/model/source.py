@@ -7,13 +7,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputFileError, UnsupportedModelError
 from .load import ModelFile, load_keras_model, load_savedmodel
+from .recurrent import fixed_batch_savedmodel, recurrent_layer_names, tflite_ready
 
 
 @contextlib.contextmanager
@@ -57,6 +58,7 @@ class FloatModel:
     input_shape: tuple[int, ...]  # without the batch axis
     n_outputs: int
     _keras: Any = None
+    warnings: list[str] = field(default_factory=list)
     _serve: Any = None
 
     def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -70,12 +72,23 @@ class FloatModel:
             outs.append(np.asarray(y, dtype=np.float32).reshape(len(xb), -1))
         return np.concatenate(outs, axis=0)
 
-    def converter(self) -> Any:
+    @contextlib.contextmanager
+    def converter(self) -> Iterator[Any]:
+        """A TFLiteConverter for this model (valid inside the ``with``).
+
+        Keras models with LSTM/GRU/SimpleRNN layers go through tinygen.model.recurrent's
+        recipe (unrolled, fixed batch 1); everything else converts as saved.
+        """
         import tensorflow as tf
 
-        if self._keras is not None:
-            return tf.lite.TFLiteConverter.from_keras_model(self._keras)
-        return tf.lite.TFLiteConverter.from_saved_model(str(self.file.path))
+        if self._keras is None:
+            yield tf.lite.TFLiteConverter.from_saved_model(str(self.file.path))
+        elif recurrent_layer_names(self._keras):
+            model = tflite_ready(self._keras, self.input_shape, self.file.path.name)
+            with fixed_batch_savedmodel(model, self.input_shape) as folder:
+                yield tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
+        else:
+            yield tf.lite.TFLiteConverter.from_keras_model(self._keras)
 
 
 def _static_shape(dims: Any, what: str, name: str) -> tuple[int, ...]:
@@ -93,7 +106,7 @@ def load_float_model(mf: ModelFile) -> FloatModel:
     name = mf.path.name
     if mf.kind in ("h5", "keras"):
         with captured_output():
-            model = load_keras_model(mf)
+            model, warnings = load_keras_model(mf)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise UnsupportedModelError(
                 f"{name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs",
@@ -101,7 +114,7 @@ def load_float_model(mf: ModelFile) -> FloatModel:
             )
         in_shape = _static_shape(model.inputs[0].shape, "input", name)
         out_shape = _static_shape(model.outputs[0].shape, "output", name)
-        return FloatModel(mf, in_shape, int(np.prod(out_shape)), _keras=model)
+        return FloatModel(mf, in_shape, int(np.prod(out_shape)), _keras=model, warnings=warnings)
     if mf.kind == "savedmodel":
         with captured_output():
             loaded = load_savedmodel(mf)

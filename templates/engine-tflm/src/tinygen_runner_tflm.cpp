@@ -55,6 +55,12 @@ Status runner_init(uint8_t* arena, size_t arena_bytes) {
 
 Status runner_invoke() {
   if (!g_interpreter) return failed("alloc", "model not ready");
+  // Every input is its own sequence: recurrent ops (UNIDIRECTIONAL_SEQUENCE_LSTM) keep their
+  // state in variable tensors across Invoke(); start each inference from zero state, as the
+  // Keras model and tinygen's evaluation do. Nothing to reset for models without state.
+  if (g_interpreter->ResetVariableTensors() != kTfLiteOk) {
+    return failed("invoke", "ResetVariableTensors failed");
+  }
   if (g_interpreter->Invoke() != kTfLiteOk) return failed("invoke", "Invoke failed");
   return failed(nullptr, nullptr);
 }
