@@ -44,13 +44,18 @@ def _split_location(message: str) -> tuple[str, str]:
     return message, ""
 
 
-def _layer_of(location: str) -> str | None:
-    """'sequential_1/lstm_1/while/MatMul@__inference_...' -> 'lstm_1'."""
+def _layer_of(location: str, layer_names: set[str]) -> str | None:
+    """'sequential_1/lstm_1/while/MatMul@__inference_...' -> 'lstm' (the model's own name
+    when it is known: graph scopes add '_N' suffixes), else the graph's scope name."""
     parts = [p for p in location.split("@")[0].split("/") if p]
-    for part in parts:
-        base = re.sub(r"_\d+$", "", part).lower()
-        if base not in _WRAPPERS and not part.startswith("__inference"):
-            return part
+    for part in parts[:-1] or parts:
+        base = re.sub(r"(_\d+)+$", "", part)
+        if base.lower() in _WRAPPERS or part.startswith("__inference"):
+            continue
+        name = part
+        while name not in layer_names and re.search(r"_\d+$", name):
+            name = re.sub(r"_\d+$", "", name)
+        return name if name in layer_names else part
     return None
 
 
@@ -65,8 +70,10 @@ def _first_error(text: str) -> str | None:
     return None
 
 
-def explain(exception_text: str, log_text: str) -> ConverterFailure:
-    """The failure of one conversion: the exception's text and what the converter logged."""
+def explain(exception_text: str, log_text: str,
+            layer_names: set[str] | None = None) -> ConverterFailure:
+    """The failure of one conversion: the exception's text and what the converter logged;
+    ``layer_names``: the Keras model's layer names, when there is a Keras model."""
     text = f"{exception_text}\n{log_text}"
     line = _first_error(text)
     node = _NODE.search(text)
@@ -79,7 +86,7 @@ def explain(exception_text: str, log_text: str) -> ConverterFailure:
         if not location:  # 'loc(...): error: message' puts the location first
             location, _ = _split_location(line)
         paths = _QUOTED_PATH.findall(location)
-        layer = _layer_of(paths[0]) if paths else None
+        layer = _layer_of(paths[0], layer_names or set()) if paths else None
         op_m = _TF_OP.search(reason)
         op = op_m.group(1) if op_m else None
     else:

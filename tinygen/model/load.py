@@ -180,7 +180,9 @@ def _training_config_warnings(parts: list[Any], name: str) -> list[str]:
             registered = node.get("registered_name")
             keras_module = module is None or module == "keras" or str(module).startswith("keras.")
             if isinstance(registered, str) and ">" in registered or not keras_module:
-                custom.append(str(registered or node.get("config") or cls))
+                # a function is {"class_name": "function", "config": "package>name"}
+                label = node.get("config") if cls == "function" else registered or cls
+                custom.append(str(label))
             elif cls not in ("function", "__tuple__", "__numpy__") and not any(
                     hasattr(ns, cls) for ns in (keras.optimizers, keras.optimizers.schedules,
                                                 keras.losses, keras.metrics)):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import UnsupportedModelError
+from ..errors import TinygenError, UnsupportedModelError
 from .converter_errors import explain
 from .samples import Samples
 from .source import FloatModel, captured_output
@@ -33,9 +33,12 @@ def quantize_int8(model: FloatModel, calibration: Samples) -> bytes:
                 converter.inference_output_type = tf.int8
                 data = converter.convert()
             failure = None
+        except TinygenError:
+            raise  # tinygen's own refusal while preparing the model (it names the layer)
         except Exception as exc:  # noqa: BLE001  (the converter raises many types)
             data = b""
-            failure = explain(f"{type(exc).__name__}: {exc}", log())  # before the log closes
+            failure = explain(f"{type(exc).__name__}: {exc}", log(),  # before the log closes
+                              model.layer_names())
     if failure is not None:
         raise UnsupportedModelError(
             f"TensorFlow cannot quantize {model.file.path.name} to int8"

@@ -127,7 +127,7 @@ def _fusable_lstm_class() -> Any:
                 return (input_shape[0], input_shape[1], self.units)
             return (input_shape[0], self.units)
 
-        def call(self, inputs: Any, training: Any = None) -> Any:
+        def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
             batch = tf.shape(inputs)[0]
             zeros = tf.zeros(tf.stack([batch, self.units]), dtype=inputs.dtype)
             last, sequence, _, _, _ = self.loop(

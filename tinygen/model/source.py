@@ -72,6 +72,19 @@ class FloatModel:
             outs.append(np.asarray(y, dtype=np.float32).reshape(len(xb), -1))
         return np.concatenate(outs, axis=0)
 
+    def layer_names(self) -> set[str]:
+        """Every layer name of a Keras model (nested models included); empty otherwise."""
+        names: set[str] = set()
+
+        def walk(layer: Any) -> None:
+            names.add(str(layer.name))
+            for sub in getattr(layer, "layers", []) or []:
+                walk(sub)
+
+        if self._keras is not None:
+            walk(self._keras)
+        return names
+
     @contextlib.contextmanager
     def converter(self) -> Iterator[Any]:
         """A TFLiteConverter for this model (valid inside the ``with``).
