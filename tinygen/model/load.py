@@ -187,12 +187,42 @@ def _training_config_warnings(parts: list[Any], name: str) -> list[str]:
                     hasattr(ns, cls) for ns in (keras.optimizers, keras.optimizers.schedules,
                                                 keras.losses, keras.metrics)):
                 custom.append(cls)
+        custom.extend(_custom_names_in_strings(part))
     if not custom:
         return []
     names = ", ".join(f"'{c}'" for c in sorted(set(custom)))
     return [(f"{name}: its training configuration names custom objects ({names}); tinygen "
             f"does not load optimizers, losses or metrics (compile=False), so conversion is "
             f"not affected")]
+
+
+def _custom_names_in_strings(part: Any) -> list[str]:
+    """Losses and metrics given by name (an .h5's training_config: "pkg>my_loss")."""
+    import keras
+
+    def builtin(name: str) -> bool:
+        for getter in (keras.losses.get, keras.metrics.get):
+            try:
+                getter(name)
+                return True
+            except (ValueError, TypeError, KeyError):
+                continue
+        return False
+
+    found: list[str] = []
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k if k in ("loss", "metrics", "weighted_metrics") else key)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and key is not None and not builtin(node):
+            found.append(node)
+
+    walk(part, None)
+    return found
 
 
 def _check_architecture(config: dict[str, Any], name: str) -> None:

@@ -190,7 +190,7 @@ def tflite_ready(model: Any, input_shape: tuple[int, ...], name: str) -> Any:
 
 @contextlib.contextmanager
 def fixed_batch_savedmodel(model: Any, input_shape: tuple[int, ...]) -> Iterator[str]:
-    """A temporary SavedModel of ``model`` whose serving signature takes batch 1."""
+    """A temporary SavedModel of ``model`` with one endpoint, ``serve``, taking batch 1."""
     import keras
     import tensorflow as tf
 
