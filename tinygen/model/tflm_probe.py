@@ -47,11 +47,10 @@ def _flush_c_stdio() -> None:
     ctypes.CDLL(None).fflush(None)
 
 
-def _allocates(runtime: Any, data: bytes, arena_size: int) -> bool:
-    """Can the interpreter allocate and invoke this model within ``arena_size`` bytes?
-
-    Each trial runs in a forked child: some TFLM kernels (SVDF, LSTM) do not fail cleanly
-    with a too-small arena but crash the process; for a trial, a crash means "does not fit".
+def trial(runtime: Any, data: bytes, arena_size: int) -> str:
+    """One allocate+invoke trial with ``arena_size`` bytes: "ok", "fail" (TFLM reported an
+    error) or "crash" (the process died: some kernels, e.g. SVDF and LSTM, crash with a
+    too-small arena instead of failing). Runs in a forked child, so a crash is only a result.
     """
     pid = os.fork()
     if pid == 0:  # the child: one trial, then leave without running Python's cleanup
@@ -68,7 +67,14 @@ def _allocates(runtime: Any, data: bytes, arena_size: int) -> bool:
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    if not os.WIFEXITED(status):
+        return "crash"
+    return "ok" if os.WEXITSTATUS(status) == 0 else "fail"
+
+
+def _allocates(runtime: Any, data: bytes, arena_size: int) -> bool:
+    """Can the interpreter allocate and invoke this model within ``arena_size`` bytes?"""
+    return trial(runtime, data, arena_size) == "ok"
 
 
 # Near the smallest working size, some models' outcome is not monotonic (a size works, a
