@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFileError
-from .schema_names import BUILTIN_OPS, TENSOR_TYPES
+from .schema_names import builtin_op_name, tensor_type_name
 
 FILE_IDENTIFIER = b"TFL3"
 CUSTOM_OP = 32  # BuiltinOperator.CUSTOM
@@ -220,7 +220,7 @@ def _opcode(r: _Reader, t: int) -> OperatorCode:
     if code == CUSTOM_OP:
         name = r.string(t, 1) or "CUSTOM"
         return OperatorCode(name=name, version=version, builtin_code=code, custom=True)
-    name = BUILTIN_OPS.get(code, f"BUILTIN_{code}")
+    name = builtin_op_name(code)
     return OperatorCode(name=name, version=version, builtin_code=code, custom=False)
 
 
@@ -244,7 +244,7 @@ def _subgraph(r: _Reader, t: int, n_buffers: int, n_opcodes: int) -> Subgraph:
         tensors.append(Tensor(
             index=i,
             name=r.string(tt, 3),
-            dtype=TENSOR_TYPES.get(dtype_code, f"TYPE_{dtype_code}"),
+            dtype=tensor_type_name(dtype_code),
             shape=tuple(r.int_vector(tt, 0)),
             buffer=buffer,
             quantization=_quantization(r, r.table_field(tt, 4)),
