@@ -1,0 +1,108 @@
+/* tinygen AOT engine: int8 kernels with TFLM's reference integer arithmetic.
+ * Plain C99, no allocation, no floating point. One function per op; the quantization
+ * parameters (computed at generation time exactly as TFLM's Prepare computes them) come in
+ * a const struct, shapes as plain integers. */
+#ifndef TG_KERNELS_H_
+#define TG_KERNELS_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Fixed-point helpers (gemmlowp semantics, as TFLM uses them). */
+int32_t tg_mul_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
+
+typedef struct {
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, f_h, f_w, f_c;
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t depth_multiplier; /* depthwise only */
+  int32_t in_offset, out_offset, act_min, act_max;
+  const int32_t* multiplier; /* one per output channel */
+  const int32_t* shift;
+} tg_conv_params;
+
+void tg_conv2d(const tg_conv_params* p, const int8_t* in, const int8_t* filter,
+               const int32_t* bias, int8_t* out);
+void tg_depthwise_conv2d(const tg_conv_params* p, const int8_t* in, const int8_t* filter,
+                         const int32_t* bias, int8_t* out);
+
+typedef struct {
+  int32_t batches, in_depth, out_depth;
+  int32_t in_offset, filter_offset, out_offset, act_min, act_max;
+  int32_t per_channel; /* 0: multiplier[0]/shift[0] for every output */
+  const int32_t* multiplier;
+  const int32_t* shift;
+} tg_fc_params;
+
+void tg_fully_connected(const tg_fc_params* p, const int8_t* in, const int8_t* filter,
+                        const int32_t* bias, int8_t* out);
+
+typedef struct {
+  int32_t batches, in_h, in_w, channels, out_h, out_w, f_h, f_w;
+  int32_t stride_h, stride_w, pad_h, pad_w, act_min, act_max;
+} tg_pool_params;
+
+void tg_max_pool2d(const tg_pool_params* p, const int8_t* in, int8_t* out);
+void tg_average_pool2d(const tg_pool_params* p, const int8_t* in, int8_t* out);
+
+#define TG_MAX_DIMS 6
+/* A reduction over some axes: dims of the input, reduce[d] != 0 for a reduced axis. */
+typedef struct {
+  int32_t n_dims;
+  int32_t dims[TG_MAX_DIMS];
+  int32_t reduce[TG_MAX_DIMS];
+  int32_t in_zero_point, out_zero_point, multiplier, shift, count;
+} tg_reduce_params;
+
+void tg_mean(const tg_reduce_params* p, const int8_t* in, int8_t* out);
+void tg_reduce_max(const tg_reduce_params* p, const int8_t* in, int8_t* out);
+
+typedef struct {
+  int32_t outer, depth, input_multiplier, input_left_shift, diff_min;
+} tg_softmax_params;
+
+void tg_softmax(const tg_softmax_params* p, const int8_t* in, int8_t* out);
+
+/* Elementwise binary ops over 4-D shapes with broadcasting (a dim of 1 repeats). */
+typedef struct {
+  int32_t out_dims[4];
+  int32_t in1_strides[4]; /* 0 on a broadcast dim */
+  int32_t in2_strides[4];
+  int32_t in1_offset, in2_offset, out_offset, act_min, act_max;
+  int32_t left_shift, in1_multiplier, in1_shift, in2_multiplier, in2_shift;
+  int32_t out_multiplier, out_shift;
+} tg_binary_params;
+
+void tg_add(const tg_binary_params* p, const int8_t* in1, const int8_t* in2, int8_t* out);
+void tg_sub(const tg_binary_params* p, const int8_t* in1, const int8_t* in2, int8_t* out);
+void tg_mul(const tg_binary_params* p, const int8_t* in1, const int8_t* in2, int8_t* out);
+
+/* Copy `count` bytes (a concatenation piece, or a reshape between distinct buffers). */
+void tg_copy(int8_t* dst, const int8_t* src, int32_t count);
+
+/* Concatenation of inputs with equal quantization: outer x (piece sizes) in order. */
+void tg_concat_piece(int8_t* out, int32_t out_inner, int32_t out_at, const int8_t* in,
+                     int32_t in_inner, int32_t outer);
+
+/* PAD over up to 4-D: out dims, before padding per dim; fills with pad_value. */
+typedef struct {
+  int32_t in_dims[4], out_dims[4], before[4];
+  int32_t pad_value;
+} tg_pad_params;
+
+void tg_pad(const tg_pad_params* p, const int8_t* in, int8_t* out);
+
+/* Requantize int8 -> int8 (QUANTIZE between int8 scales). */
+typedef struct {
+  int32_t count, in_zero_point, out_zero_point, multiplier, shift;
+} tg_requant_params;
+
+void tg_requantize(const tg_requant_params* p, const int8_t* in, int8_t* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TG_KERNELS_H_ */

@@ -1,0 +1,322 @@
+"""Per-operator lowering: one TFLite operator -> one kernel call with its parameters.
+
+Each lowering returns a `Call`: the kernel function, the parameter struct (type and field
+values, all integers computed here as TFLM's Prepare computes them), and the argument
+tensors. Shapes are read from the model; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from . import quant
+from .graph import Graph, Op
+
+# Ops the AOT engine implements (those outside: UnsupportedModelError naming them).
+SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
+                 "EXPAND_DIMS", "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "MUL", "PAD",
+                 "QUANTIZE", "REDUCE_MAX", "RESHAPE", "SOFTMAX", "SQUEEZE", "SUB")
+
+
+@dataclass
+class Call:
+    kernel: str  # C function
+    params_type: str | None  # C struct type, None for calls without a struct
+    params: dict[str, object] = field(default_factory=dict)  # field -> int | list | array ref
+    args: list[str] = field(default_factory=list)  # "t<idx>" tensor refs or C literals
+    arrays: dict[str, tuple[str, list[int]]] = field(default_factory=dict)  # name -> (ctype, data)
+
+
+def _q(graph: Graph, t: int) -> tuple[float, int]:
+    q = graph.tensors[t].quantization
+    if not q.scale:
+        raise UnsupportedModelError(f"tensor {graph.tensors[t].name} has no quantization",
+                                    hint="the AOT engine runs full-int8 models")
+    return q.scale[0], q.zero_point[0] if q.zero_point else 0
+
+
+def _shape(graph: Graph, t: int) -> tuple[int, ...]:
+    return tuple(graph.tensors[t].shape)
+
+
+def _padding(stride: int, dilation: int, in_size: int, filt: int, out_size: int) -> int:
+    effective = (filt - 1) * dilation + 1
+    return max(0, (out_size - 1) * stride + effective - in_size) // 2
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise UnsupportedModelError(f"expected a 4-D tensor, got shape {list(shape)}")
+    return shape[0], shape[1], shape[2], shape[3]
+
+
+def _bias(graph: Graph, op: Op, call: Call, name: str) -> str:
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        call.arrays[f"{name}_bias"] = ("int32_t", [int(v) for v in
+                                                    graph.const(op.inputs[2]).ravel()])
+        return f"{name}_bias"
+    return "0"
+
+
+def _conv(graph: Graph, op: Op, name: str, depthwise: bool) -> Call:
+    inp, filt, out = op.inputs[0], op.inputs[1], op.outputs[0]
+    b, ih, iw, ic = _nhwc(_shape(graph, inp))
+    _, oh, ow, oc = _nhwc(_shape(graph, out))
+    fshape = _shape(graph, filt)
+    o = op.options
+    s_in, zp_in = _q(graph, inp)
+    s_out, zp_out = _q(graph, out)
+    fq = graph.tensors[filt].quantization
+    mult, shift = quant.per_channel_multipliers(s_in, fq.scale, s_out, oc)
+    act_min, act_max = quant.activation_range(o["activation"], s_out, zp_out)
+    call = Call("tg_depthwise_conv2d" if depthwise else "tg_conv2d", "tg_conv_params")
+    call.arrays[f"{name}_mult"] = ("int32_t", mult)
+    call.arrays[f"{name}_shift"] = ("int32_t", shift)
+    call.arrays[f"{name}_filter"] = ("int8_t", [int(v) for v in graph.const(filt).ravel()])
+    fh, fw = fshape[1], fshape[2]
+    call.params = {
+        "batches": b, "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow,
+        "out_c": oc, "f_h": fh, "f_w": fw, "f_c": ic if depthwise else fshape[3],
+        "stride_h": o["stride_h"], "stride_w": o["stride_w"],
+        "dil_h": o["dilation_h"], "dil_w": o["dilation_w"],
+        "pad_h": _padding(o["stride_h"], o["dilation_h"], ih, fh, oh),
+        "pad_w": _padding(o["stride_w"], o["dilation_w"], iw, fw, ow),
+        "depth_multiplier": oc // ic if depthwise else 1,
+        "in_offset": -zp_in, "out_offset": zp_out, "act_min": act_min, "act_max": act_max,
+        "multiplier": f"{name}_mult", "shift": f"{name}_shift",
+    }
+    call.args = [f"t{inp}", f"{name}_filter", _bias(graph, op, call, name), f"t{out}"]
+    return call
+
+
+def _fully_connected(graph: Graph, op: Op, name: str) -> Call:
+    inp, filt, out = op.inputs[0], op.inputs[1], op.outputs[0]
+    out_depth, in_depth = _shape(graph, filt)
+    s_in, zp_in = _q(graph, inp)
+    s_out, zp_out = _q(graph, out)
+    fq = graph.tensors[filt].quantization
+    if len(fq.scale) > 1:
+        mult, shift = quant.per_channel_multipliers(s_in, fq.scale, s_out, out_depth)
+    else:
+        m, s = quant.per_tensor_fc_multiplier(s_in, fq.scale[0], s_out)
+        mult, shift = [m], [s]
+    act_min, act_max = quant.activation_range(op.options["activation"], s_out, zp_out)
+    call = Call("tg_fully_connected", "tg_fc_params")
+    call.arrays[f"{name}_mult"] = ("int32_t", mult)
+    call.arrays[f"{name}_shift"] = ("int32_t", shift)
+    call.arrays[f"{name}_filter"] = ("int8_t", [int(v) for v in graph.const(filt).ravel()])
+    call.params = {
+        "batches": math.prod(_shape(graph, inp)) // in_depth, "in_depth": in_depth,
+        "out_depth": out_depth, "in_offset": -zp_in,
+        "filter_offset": -(fq.zero_point[0] if fq.zero_point else 0),
+        "out_offset": zp_out, "act_min": act_min, "act_max": act_max,
+        "per_channel": int(len(fq.scale) > 1),
+        "multiplier": f"{name}_mult", "shift": f"{name}_shift",
+    }
+    call.args = [f"t{inp}", f"{name}_filter", _bias(graph, op, call, name), f"t{out}"]
+    return call
+
+
+def _pool(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    b, ih, iw, c = _nhwc(_shape(graph, inp))
+    _, oh, ow, _ = _nhwc(_shape(graph, out))
+    o = op.options
+    s_out, zp_out = _q(graph, out)
+    act_min, act_max = quant.activation_range(o["activation"], s_out, zp_out)
+    kernel = "tg_max_pool2d" if op.name == "MAX_POOL_2D" else "tg_average_pool2d"
+    call = Call(kernel, "tg_pool_params")
+    call.params = {
+        "batches": b, "in_h": ih, "in_w": iw, "channels": c, "out_h": oh, "out_w": ow,
+        "f_h": o["filter_h"], "f_w": o["filter_w"],
+        "stride_h": o["stride_h"], "stride_w": o["stride_w"],
+        "pad_h": _padding(o["stride_h"], 1, ih, o["filter_h"], oh),
+        "pad_w": _padding(o["stride_w"], 1, iw, o["filter_w"], ow),
+        "act_min": act_min, "act_max": act_max,
+    }
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+def _reduce(graph: Graph, op: Op, name: str) -> Call:
+    inp, axis_t, out = op.inputs[0], op.inputs[1], op.outputs[0]
+    shape = _shape(graph, inp)
+    if len(shape) > 6:
+        raise UnsupportedModelError(f"{op.name} over a {len(shape)}-D tensor")
+    axes = {int(a) % len(shape) for a in np.asarray(graph.const(axis_t)).ravel()}
+    count = math.prod(shape[a] for a in axes)
+    s_in, zp_in = _q(graph, inp)
+    s_out, zp_out = _q(graph, out)
+    if op.name == "MEAN":
+        mult, shift = quant.mean_multiplier(s_in, s_out, count)
+    else:
+        if (s_in, zp_in) != (s_out, zp_out):
+            raise UnsupportedModelError("REDUCE_MAX with different input and output "
+                                        "quantization")
+        mult, shift = 0, 0
+    dims = list(shape) + [1] * (6 - len(shape))
+    call = Call("tg_mean" if op.name == "MEAN" else "tg_reduce_max", "tg_reduce_params")
+    call.params = {"n_dims": len(shape), "dims": dims,
+                   "reduce": [int(d in axes) for d in range(6)],
+                   "in_zero_point": zp_in, "out_zero_point": zp_out, "multiplier": mult,
+                   "shift": shift, "count": count}
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+def _softmax(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    shape = _shape(graph, inp)
+    s_in, _ = _q(graph, inp)
+    s_out, zp_out = _q(graph, out)
+    if zp_out != -128 or np.float32(s_out) != np.float32(1.0 / 256):
+        raise UnsupportedModelError("SOFTMAX output must be int8 with scale 1/256, "
+                                    "zero point -128 (as TFLM requires)")
+    mult, left_shift, diff_min = quant.softmax_params(op.options["beta"], s_in)
+    call = Call("tg_softmax", "tg_softmax_params")
+    call.params = {"outer": math.prod(shape) // shape[-1], "depth": shape[-1],
+                   "input_multiplier": mult, "input_left_shift": left_shift,
+                   "diff_min": diff_min}
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+def _strides4(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Row-major strides of `shape` right-aligned to 4-D `out`, 0 on broadcast dims."""
+    full = [1] * (4 - len(shape)) + list(shape)
+    strides, s = [0] * 4, 1
+    for d in range(3, -1, -1):
+        strides[d] = 0 if full[d] == 1 and out[d] != 1 else s
+        s *= full[d]
+    return strides
+
+
+def _binary(graph: Graph, op: Op, name: str) -> Call:
+    a, b, out = op.inputs[0], op.inputs[1], op.outputs[0]
+    out_shape = _shape(graph, out)
+    if len(out_shape) > 4:
+        raise UnsupportedModelError(f"{op.name} over a {len(out_shape)}-D tensor")
+    out4 = tuple([1] * (4 - len(out_shape)) + list(out_shape))
+    sa, za = _q(graph, a)
+    sb, zb = _q(graph, b)
+    so, zo = _q(graph, out)
+    act_min, act_max = quant.activation_range(op.options["activation"], so, zo)
+    p: dict[str, object] = {
+        "out_dims": list(out4), "in1_strides": _strides4(_shape(graph, a), out4),
+        "in2_strides": _strides4(_shape(graph, b), out4), "in1_offset": -za,
+        "in2_offset": -zb, "out_offset": zo, "act_min": act_min, "act_max": act_max,
+    }
+    if op.name == "MUL":
+        m, s = quant.quantize_multiplier(quant.f32(sa) * quant.f32(sb) / quant.f32(so))
+        p.update(left_shift=0, in1_multiplier=0, in1_shift=0, in2_multiplier=0, in2_shift=0,
+                 out_multiplier=m, out_shift=s)
+    else:
+        q = quant.add_params(sa, sb, so) if op.name == "ADD" else quant.sub_params(sa, sb, so)
+        p.update(left_shift=q["left_shift"], in1_multiplier=q["m1"], in1_shift=q["s1"],
+                 in2_multiplier=q["m2"], in2_shift=q["s2"], out_multiplier=q["mo"],
+                 out_shift=q["so"])
+    call = Call({"ADD": "tg_add", "SUB": "tg_sub", "MUL": "tg_mul"}[op.name],
+                "tg_binary_params", p)
+    call.args = [f"t{a}", f"t{b}", f"t{out}"]
+    return call
+
+
+def _alias(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    return Call("tg_copy", None, args=[f"t{out}", f"t{inp}", str(graph.nbytes(out))])
+
+
+def _concat(graph: Graph, op: Op, name: str) -> Call:
+    out = op.outputs[0]
+    out_shape = _shape(graph, out)
+    axis = op.options["axis"] % len(out_shape)
+    so, zo = _q(graph, out)
+    outer = math.prod(out_shape[:axis])
+    out_inner = math.prod(out_shape[axis:])
+    call = Call("tg_concat", None)
+    pieces, at = [], 0
+    for t in op.inputs:
+        if _q(graph, t) != (so, zo):
+            raise UnsupportedModelError("CONCATENATION of inputs with other quantization "
+                                        "than the output")
+        inner = math.prod(_shape(graph, t)[axis:])
+        pieces.append((f"t{t}", inner, at))
+        at += inner
+    call.params = {"pieces": pieces, "outer": outer, "out_inner": out_inner}
+    call.args = [f"t{out}"]
+    return call
+
+
+def _pad(graph: Graph, op: Op, name: str) -> Call:
+    inp, pads, out = op.inputs[0], op.inputs[1], op.outputs[0]
+    in_shape, out_shape = _shape(graph, inp), _shape(graph, out)
+    if len(in_shape) > 4:
+        raise UnsupportedModelError(f"PAD over a {len(in_shape)}-D tensor")
+    before = [int(r[0]) for r in np.asarray(graph.const(pads)).reshape(-1, 2)]
+    extra = 4 - len(in_shape)
+    _, zo = _q(graph, out)
+    pad_value = zo
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        pad_value = int(np.asarray(graph.const(op.inputs[2])).ravel()[0])
+    call = Call("tg_pad", "tg_pad_params", {
+        "in_dims": [1] * extra + list(in_shape), "out_dims": [1] * extra + list(out_shape),
+        "before": [0] * extra + before, "pad_value": pad_value})
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+def _quantize(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    if graph.tensors[inp].dtype != "INT8":
+        raise UnsupportedModelError(f"QUANTIZE from {graph.tensors[inp].dtype}",
+                                    hint="the AOT engine runs int8 models end to end")
+    si, zi = _q(graph, inp)
+    so, zo = _q(graph, out)
+    m, s = quant.quantize_multiplier(quant.f32(si) / quant.f32(so))
+    call = Call("tg_requantize", "tg_requant_params", {
+        "count": graph.nbytes(inp), "in_zero_point": zi, "out_zero_point": zo,
+        "multiplier": m, "shift": s})
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
+    "CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=False),
+    "DEPTHWISE_CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=True),
+    "FULLY_CONNECTED": _fully_connected,
+    "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool,
+    "MEAN": _reduce, "REDUCE_MAX": _reduce,
+    "SOFTMAX": _softmax,
+    "ADD": _binary, "SUB": _binary, "MUL": _binary,
+    "RESHAPE": _alias, "SQUEEZE": _alias, "EXPAND_DIMS": _alias,
+    "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
+}
+
+
+def check_supported(graph: Graph, model_name: str) -> None:
+    missing = sorted({op.name for op in graph.ops if op.name not in LOWERINGS})
+    if missing:
+        raise UnsupportedModelError(
+            f"{model_name} uses ops the AOT engine does not implement: {', '.join(missing)}",
+            hint="use `--engine tflm` (TensorFlow Lite Micro runs them), or replace those "
+                 "layers")
+    for t in (*graph.inputs, *graph.outputs):
+        if graph.tensors[t].dtype != "INT8":
+            raise UnsupportedModelError(
+                f"{model_name}: model input/output {graph.tensors[t].name} is "
+                f"{graph.tensors[t].dtype}; the AOT engine runs int8 in, int8 out",
+                hint="convert with tinygen (full int8), or use `--engine tflm`")
+
+
+def lower(graph: Graph, op: Op) -> Call:
+    for t in op.outputs:
+        if graph.tensors[t].dtype != "INT8":
+            raise UnsupportedModelError(
+                f"{op.name} (operator {op.index}) writes a {graph.tensors[t].dtype} tensor; "
+                "the AOT engine runs int8 operators", hint="use `--engine tflm`")
+    return LOWERINGS[op.name](graph, op, f"op{op.index}")

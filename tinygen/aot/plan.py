@@ -1,0 +1,109 @@
+"""The static memory plan: every activation tensor gets an offset in one arena, computed
+from tensor lifetimes at generation time.
+
+A tensor lives from the operator that writes it (model inputs: from the start) to the last
+operator that reads it (model outputs: to the end). Reshape-like operators (RESHAPE,
+SQUEEZE, EXPAND_DIMS) do not move bytes: their output is an alias of their input and the
+two share one buffer and one lifetime. Buffers are placed greedily, largest first, each at
+the lowest offset free of every buffer whose lifetime overlaps its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .graph import Graph
+
+ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+ALIGN = 4
+
+
+@dataclass
+class Buffer:
+    root: int  # the tensor index that names the buffer
+    tensors: list[int]
+    size: int
+    first: int
+    last: int
+    offset: int = -1
+
+
+@dataclass
+class Plan:
+    buffers: list[Buffer]
+    tensor_buffer: dict[int, Buffer] = field(default_factory=dict)
+    peak_bytes: int = 0
+    floor_bytes: int = 0
+
+    def offset(self, t: int) -> int:
+        return self.tensor_buffer[t].offset
+
+    def rows(self, graph: Graph) -> list[dict[str, object]]:
+        """One row per activation tensor: name, offset, size, live range (op indices)."""
+        rows = []
+        for t, buf in sorted(self.tensor_buffer.items(), key=lambda kv: (kv[1].offset, kv[0])):
+            rows.append({"tensor": graph.tensors[t].name, "index": t, "offset": buf.offset,
+                         "bytes": graph.nbytes(t), "first_op": buf.first,
+                         "last_op": buf.last, "alias_of": None if t == buf.root else
+                         graph.tensors[buf.root].name})
+        return rows
+
+
+def _align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def plan_memory(graph: Graph) -> Plan:
+    n_ops = len(graph.ops)
+    root: dict[int, int] = {}
+
+    def find(t: int) -> int:
+        while root.get(t, t) != t:
+            t = root[t]
+        return t
+
+    for op in graph.ops:
+        if op.name in ALIAS_OPS and not graph.is_const(op.inputs[0]):
+            root[op.outputs[0]] = find(op.inputs[0])
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+
+    def touch(t: int, step: int) -> None:
+        if t < 0 or graph.is_const(t) or graph.tensors[t].is_variable:
+            return
+        r = find(t)
+        members.setdefault(r, [])
+        if t not in members[r]:
+            members[r].append(t)
+        first[r] = min(first.get(r, step), step)
+        last[r] = max(last.get(r, step), step)
+
+    for t in graph.inputs:
+        touch(t, 0)
+    for op in graph.ops:
+        for t in (*op.inputs, *op.outputs):
+            touch(t, op.index)
+    for t in graph.outputs:
+        touch(t, max(n_ops - 1, 0))
+    buffers = [Buffer(root=r, tensors=sorted(ts), size=max(graph.nbytes(t) for t in ts),
+                      first=first[r], last=last[r]) for r, ts in members.items()]
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.root)):
+        busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed
+                      if p.first <= buf.last and buf.first <= p.last)
+        offset = 0
+        for start, end in busy:
+            if offset + buf.size <= start:
+                break
+            offset = max(offset, end)
+        buf.offset = offset
+        placed.append(buf)
+    plan = Plan(buffers=sorted(buffers, key=lambda b: b.offset))
+    for buf in buffers:
+        for t in buf.tensors:
+            plan.tensor_buffer[t] = buf
+    plan.peak_bytes = _align(max((b.offset + b.size for b in buffers), default=0))
+    plan.floor_bytes = max((sum(b.size for b in buffers if b.first <= k <= b.last)
+                            for k in range(max(n_ops, 1))), default=0)
+    return plan
