@@ -110,3 +110,17 @@ def test_inspect_against_a_board_profile() -> None:
 
     assert ram["need"] == 7584 and ram["budget"] == load_board("nano33ble").ram_budget == 196608
     assert_user_error(run_tinygen("inspect", str(path), "--board", "uno"), "unknown board")
+
+
+def test_analysis_of_an_already_parsed_model_reads_no_file(tmp_path: Path) -> None:
+    """render passes the bytes and model it parsed; neither analyze nor the TFLM probe read
+    the file again (the probe gets the bytes on stdin)."""
+    from tinygen.model.analyze import analyze
+    from tinygen.model.tflite_file import read_tflite
+
+    model = TFLM / "hello_world_int8.tflite"
+    parsed = read_tflite(model)
+    gone = tmp_path / "hello_world_int8.tflite"  # does not exist
+    report = analyze(gone, parsed=parsed)
+    assert report == {**analyze(model), "model": str(gone)}
+    assert report["arena"]["bytes"] == 1936  # what the independent probe above finds

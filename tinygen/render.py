@@ -108,7 +108,7 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
         arena, source, kind, rate = None, tflite_path.name, None, None
     if arena is None:
         require_tflm_ops(model, tflite_path.name)
-        arena = analyze(tflite_path)["arena"]["bytes"]
+        arena = analyze(tflite_path, parsed=(data, model))["arena"]["bytes"]
     inp, out = model.input_tensors()[0], model.output_tensors()[0]
     return ModelSpec(
         tflite_path=tflite_path, data=data, sha256=sha, source_file=source, labels=label_list,

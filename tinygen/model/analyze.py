@@ -48,9 +48,13 @@ def tensor_info(t: Tensor) -> dict[str, Any]:
     }
 
 
-def analyze(path: Path, measure: bool = True) -> dict[str, Any]:
-    """The inspect report of one .tflite file (validated before any interpreter sees it)."""
-    data, model = read_tflite(path)
+def analyze(path: Path, measure: bool = True,
+            parsed: tuple[bytes, TfliteModel] | None = None) -> dict[str, Any]:
+    """The inspect report of one .tflite file (validated before any interpreter sees it).
+
+    ``parsed``: the file's bytes and model as ``read_tflite`` returned them, when the caller
+    has them already (the file is then not read or parsed again)."""
+    data, model = parsed if parsed is not None else read_tflite(path)
     missing = unsupported_ops(model)
     report: dict[str, Any] = {
         "model": str(path),
@@ -66,7 +70,7 @@ def analyze(path: Path, measure: bool = True) -> dict[str, Any]:
         "arena": None,
     }
     if measure and not missing:
-        arena = measure_arena(path)
+        arena = measure_arena(data, path.name)
         report["arena"] = {
             "bytes": arena.total,
             "recorded_bytes": arena.recorded,

@@ -9,6 +9,7 @@ C-level prints can be captured and (b) a model that crashes the interpreter beco
 error message, never a dead CLI.
 
     python -m tinygen.model.tflm_probe MODEL.tflite      # prints one JSON line
+    python -m tinygen.model.tflm_probe - < MODEL.tflite  # the same, model bytes on stdin
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def _child(path: str) -> int:
     try:
         from tflite_micro.python.tflite_micro import runtime
 
-        data = Path(path).read_bytes()
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         arena = max(len(data) * 10, 4 << 20)
         interp = runtime.Interpreter.from_bytes(data, arena_size=arena)
         found = {k: int(v) for k, v in _ALLOC.findall(_print_allocations(interp))}
@@ -167,34 +168,42 @@ def _tflm_messages(text: str) -> str:
     return "; ".join(lines[-3:])
 
 
-def measure_arena(path: Path) -> ArenaMeasure:
-    """Arena bytes the real TFLM interpreter allocates for this model (64-bit host)."""
+def measure_arena(model: Path | bytes, name: str | None = None) -> ArenaMeasure:
+    """Arena bytes the real TFLM interpreter allocates for this model (64-bit host).
+
+    ``model`` is a .tflite path or its bytes (already read and validated by the caller;
+    they go to the probe on stdin, so nothing is written or read again)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if isinstance(model, Path):
+        argv, data, name = [str(model)], None, name or model.name
+    else:
+        argv, data, name = ["-"], model, name or "the model"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "tinygen.model.tflm_probe", str(path)],
-            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env, check=False,
+            [sys.executable, "-m", "tinygen.model.tflm_probe", *argv], input=data,
+            capture_output=True, timeout=PROBE_TIMEOUT_S, env=env, check=False,
         )
     except subprocess.TimeoutExpired:
         raise UnsupportedModelError(
-            f"the TFLM interpreter did not finish loading {path.name} in {PROBE_TIMEOUT_S} s",
+            f"the TFLM interpreter did not finish loading {name} in {PROBE_TIMEOUT_S} s",
             hint="the model may be too large for a microcontroller",
         ) from None
-    out = proc.stdout + proc.stderr
+    stdout = proc.stdout.decode(errors="replace")
+    out = stdout + proc.stderr.decode(errors="replace")
     result = None
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(MARKER):
             result = json.loads(line[len(MARKER):])
     if result is None:
         raise UnsupportedModelError(
-            f"the TFLM interpreter crashed on {path.name} (exit code {proc.returncode})"
+            f"the TFLM interpreter crashed on {name} (exit code {proc.returncode})"
             + (f": {_tflm_messages(out)}" if _tflm_messages(out) else ""),
             hint="the model uses something TFLM cannot run; check `tinygen inspect` op list",
         )
     if not result.get("ok"):
         detail = _tflm_messages(out) or str(result.get("error"))
         raise UnsupportedModelError(
-            f"the TFLM interpreter cannot load {path.name}: {detail}",
+            f"the TFLM interpreter cannot load {name}: {detail}",
             hint="unsupported ops are listed by `tinygen inspect`",
         )
     return ArenaMeasure(total=int(result["minimum"]), recorded=int(result["total"]),
