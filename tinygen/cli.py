@@ -430,6 +430,10 @@ from .monitor_cli import monitor
 
 cli.add_command(monitor)
 
+from .emulate_cli import add_commands as add_emulate_commands
+
+add_emulate_commands(cli, convert_options)  # emulate, validate
+
 
 def main() -> None:
     try:

@@ -151,3 +151,13 @@ def load_evaluation(path: Path, input_shape: tuple[int, ...], n_classes: int) ->
             f"{path.name}: labels range {y.min()}..{y.max()}, the model has {n_classes} classes",
         )
     return Samples(x=x, y=y, source=path.name)
+
+
+def load_inputs(path: Path, input_shape: tuple[int, ...], n_classes: int) -> Samples:
+    """Test inputs with or without labels (``tinygen validate``): ``.npz`` with x (and y),
+    ``.npy``, or ``.csv`` with one flattened sample per row (no label column)."""
+    raw_x, raw_y = _load_arrays(path, "test data")
+    if raw_y is not None:
+        return load_evaluation(path, input_shape, n_classes)
+    x, _ = _shape_samples(np.asarray(raw_x), input_shape, path.name)
+    return Samples(x=x, y=None, source=path.name)

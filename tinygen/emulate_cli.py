@@ -1,0 +1,230 @@
+"""``tinygen emulate`` and ``tinygen validate``: the click commands (flags -> library calls).
+
+cli.py registers them with ``add_commands(cli, convert_options)``: the shared convert
+flags are passed in rather than imported, because ``python -m tinygen.cli`` runs cli.py
+as ``__main__`` and a module importing ``tinygen.cli`` back would load it twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import BoardError, InputFileError, TinygenError
+
+EMULATED_BOARD = "qemu-m4"
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _check_data(data: Path | None) -> None:
+    if data is not None and not data.is_file():
+        raise InputFileError(f"--data {data}: no such file",
+                             hint="a .npz with x (and y for accuracy), .npy or .csv")
+
+
+def _is_project(target: Path) -> bool:
+    return target.is_dir() and (target / "tinygen.json").is_file()
+
+
+EMULATE_EXAMPLES = """
+\b
+Examples:
+  tinygen emulate examples/gesture/model.h5 --data examples/gesture/test.npz
+  tinygen emulate firmware_out/qemu-m4-model --duration 5
+  tinygen emulate model.keras --calib calib.npz --data test.npz --log run.jsonl --json
+"""
+
+VALIDATE_EXAMPLES = """
+\b
+Examples:
+  tinygen validate --board qemu-m4 examples/gesture/model.h5 --data examples/gesture/test.npz
+  tinygen validate --port /dev/ttyACM0 firmware_out/model_int8.tflite --data test.npz --json
+  tinygen validate --board qemu-m4 model.keras --calib c.npz --data t.npz --plot plots/
+"""
+
+
+def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> None:
+    """Define ``emulate`` and ``validate`` and add them to ``group``."""
+
+    @group.command(epilog=EMULATE_EXAMPLES)
+    @click.option("--board", "-b", "board_name", default=EMULATED_BOARD, show_default=True,
+                  metavar="BOARD", help="An emulated board (see `tinygen boards`).")
+    @click.argument("target", metavar="MODEL|PROJECT_DIR", type=click.Path(path_type=Path))
+    @convert_options
+    @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
+                  help="Project folder when rendering a MODEL. Default: "
+                       "firmware_out/<board>-<model>/")
+    @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                  help="Samples to stream as serial input: .npz (x), .npy or .csv.")
+    @click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                  help="Only the first N samples of --data.")
+    @click.option("--log", type=click.Path(path_type=Path, dir_okay=False),
+                  metavar="FILE.jsonl|.csv", help="Log the inference stream.")
+    @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="Without --data: stop after this many seconds (default: Ctrl-C).")
+    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="How long one input may take to be answered (default 10).")
+    @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="One JSON object per record on stdout, the summary last.")
+    def emulate(board_name: str, target: Path, convert_opts: Any, out: Path | None,
+                data: Path | None, limit: int | None, log: Path | None,
+                duration: float | None, timeout: float | None, verbose: bool,
+                as_json: bool) -> None:
+        """Run the firmware in QEMU and show its inference stream: no hardware needed.
+
+        MODEL is converted and rendered first (same flags as `render`), then built; a
+        PROJECT_DIR is built if needed. QEMU runs the ELF with its UART on a free local
+        TCP port; tinygen talks to it as `monitor` talks to a board. With --data each
+        sample is quantized with the model's input parameters and sent as an `in` frame,
+        and the decoded `inf` answers are shown live. Latencies are emulated time
+        (-icount: 1 us = 1000 instructions), not a real chip's. QEMU is stopped on exit,
+        Ctrl-C or error.
+        """
+        from .boards import load_board
+        from .emulate import Emulator, emulator_of, firmware_elf, prepare_firmware
+        from .monitor import Session, check_log_path, make_display, open_log
+        from .protocol import Decoder, Quantization
+        from .validate import load_test_data, project_model
+
+        board = load_board(board_name)
+        emulator_of(board)
+        _check_data(data)
+        if log is not None:
+            check_log_path(log)
+        project = prepare_firmware(board, target, convert_opts, out, _progress, verbose)
+        info = project_model(project)
+        inputs = None
+        if data is not None:
+            test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
+                                  info.input_zero_point, limit)
+            inputs = [bytes(s.tobytes()) for s in test.q]
+        display = make_display(as_json)
+        logs = [open_log(log, display.note)] if log is not None else []
+        session = Session(decoder=Decoder(Quantization(info.output_scale,
+                                                       info.output_zero_point)),
+                          display=display, logs=logs, manifest_labels=tuple(info.labels),
+                          project_model=info.sha256)
+        from .emulate import run_emulate
+
+        try:
+            with Emulator(board, firmware_elf(project, None, board), note=display.note) as emu:
+                run_emulate(emu, session, model_sha256=info.sha256, inputs=inputs,
+                            duration=duration, timeout=timeout)
+        finally:
+            for sink in logs:
+                sink.close()
+
+    @group.command(epilog=VALIDATE_EXAMPLES)
+    @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), required=True,
+                  metavar="FILE", help="Test samples: .npz with x (and y for accuracy), "
+                                       ".npy or .csv (one flattened sample per row).")
+    @click.option("--port", "-p", metavar="PORT",
+                  help="A board running the firmware: serial device or pyserial URL.")
+    @click.option("--board", "-b", "board_name", metavar="BOARD",
+                  help="An emulated board (qemu-m4: runs it in QEMU), or the board at --port "
+                       "(its baud rate).")
+    @click.argument("target", metavar="MODEL|PROJECT_DIR", type=click.Path(path_type=Path))
+    @convert_options
+    @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
+                  help="Project folder when rendering a MODEL for an emulated board.")
+    @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0,
+                  show_default=True, metavar="FRACTION",
+                  help="Exit 2 when the top-1 agreement with TFLM is below this.")
+    @click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                  help="Only the first N samples.")
+    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                  help="How long one input may take to be answered (default 10).")
+    @click.option("--baud", type=click.IntRange(min=1), help="Baud rate with --port.")
+    @click.option("--plot", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+                  help="Write confusion_matrix.png and error_histogram.png (needs matplotlib).")
+    @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
+    def validate(data: Path, port: str | None, board_name: str | None, target: Path,
+                 convert_opts: Any, out: Path | None, min_agreement: float,
+                 limit: int | None, timeout: float | None, baud: int | None,
+                 plot: Path | None, verbose: bool, as_json: bool) -> None:
+        """Compare the firmware's int8 outputs with TFLM and TFLite on test samples.
+
+        Each sample of --data is quantized with the model's input parameters and sent
+        to the firmware as an `in` frame (a board at --port, or the emulated board,
+        started in QEMU as by `emulate`); its hello must name the model given. The raw
+        int8 outputs are compared with the tflite-micro interpreter (the reference) and
+        TFLite: accuracy with labels, top-1 agreement, max/mean error in LSB, RMSE, L2
+        relative error, cosine, confusion matrix, latency, arena configured vs used.
+        Exit 2 when the top-1 agreement with TFLM is below --min-agreement (default 1.0:
+        the same engine must agree on every sample; a board whose TFLM library differs
+        from the reference, e.g. Chirale 2.0.0, may need a lower gate: docs/verify-tflm.md).
+        """
+        from .boards import load_board
+        from .emulate import LATENCY_NOTE, Emulator, firmware_elf, prepare_firmware
+        from .feed import Link
+        from .monitor import open_port
+        from .validate import (
+            format_report,
+            load_test_data,
+            model_info,
+            project_model,
+            require_plotting,
+            run_validate,
+            write_plots,
+        )
+
+        _check_data(data)
+        if plot is not None:
+            require_plotting()
+        board = load_board(board_name) if board_name else None
+        if port is None and (board is None or board.emulator is None):
+            raise BoardError("validate needs a device: --port PORT (a board) or --board "
+                             f"{EMULATED_BOARD} (the emulator)",
+                             hint=f"no board at hand? tinygen validate --board {EMULATED_BOARD}"
+                                  f" {target} --data {data}")
+        emulated = port is None
+        if emulated:
+            assert board is not None
+            project = prepare_firmware(board, target, convert_opts, out, _progress, verbose)
+            info = project_model(project)
+        elif _is_project(target):
+            info = project_model(target)
+        else:
+            from .pipeline import model_spec_for
+
+            info = model_info(model_spec_for(target, convert_opts, _progress))
+        test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
+                              info.input_zero_point, limit)
+        kwargs = {"min_agreement": min_agreement, "timeout": timeout, "progress": _progress}
+        if emulated:
+            assert board is not None
+            with Emulator(board, firmware_elf(project, None, board), note=_progress) as emu:
+                link = Link(conn=emu.connect(), name=f"the firmware in QEMU ({emu.url})",
+                            alive=lambda: None if emu.alive() else
+                            f"QEMU {emu.exit_description()}")
+                report = run_validate(link, info, test, emulated=True,
+                                      latency_note=LATENCY_NOTE, **kwargs)
+        else:
+            assert port is not None
+            conn = open_port(port, baud or (board.baud if board else 115200))
+            try:
+                report = run_validate(Link(conn=conn, name=port), info, test, emulated=False,
+                                      latency_note=None, **kwargs)
+            finally:
+                conn.close()
+        if plot is not None:
+            report["plots"] = [str(p) for p in write_plots(report, plot)]
+        if as_json:
+            click.echo(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            click.echo(format_report(report))
+        if not report["passed"]:
+            raise TinygenError(
+                f"top-1 agreement with TFLM is {100 * report['top1_agreement']:.1f}%, below "
+                f"--min-agreement {100 * min_agreement:.1f}%",
+                hint="the device computes other outputs than the reference: see the table "
+                     "(and docs/verify-tflm.md for known library differences)")
