@@ -3,8 +3,9 @@
 `tinygen render` -> `pio run` offline (the PlatformIO platform shipped in tinygen,
 Debian's arm-none-eabi-gcc, PyPI's SCons standing in for the registry's tool-scons) ->
 the ELF in QEMU's mps2-an386 (Cortex-M4F), its UART0 a TCP socket -> tinygen.protocol
-on the host. The firmware has no inference engine (engine none): it proves the startup
-code, the UART, the clock, the protocol and the model's identity, not inference.
+on the host. The firmware runs tinygen's AOT engine (engine aot, the board's default): the
+gesture example's test windows sent over the UART come back as `inf` lines whose int8
+outputs equal the TFLM interpreter's (tflite-micro) for the same int8 model.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import serial
 from conftest import REPO, run_tinygen
 
 from tinygen import protocol
 from tinygen.boards import load_board
-from tinygen.protocol import Decoder, DeviceError, Hello
+from tinygen.protocol import Decoder, DeviceError, Hello, Inference
 
 BOARD = "qemu-m4"
 GESTURE_H5 = REPO / "examples" / "gesture" / "model.h5"
+GESTURE_TEST = REPO / "examples" / "gesture" / "test.npz"
 PLATFORM_SRC = REPO / "boards" / "platforms" / "tinygen-qemu"
 PLATFORM_REF = "symlink://${PROJECT_DIR}/platform"
 RAM_ORIGIN, RAM_BYTES = 0x20000000, 4 * 1024 * 1024
@@ -94,7 +97,8 @@ def test_artifacts_and_manifest_match_the_files(build: dict[str, Any], project: 
         assert f["sha256"] == hashlib.sha256(data).hexdigest() and f["bytes"] == len(data)
         assert data == (build["dir"] / f["name"]).read_bytes()
     assert m["model"]["sha256"] == pm["model_sha256"] and m["board"] == BOARD
-    assert m["engine"] == "none" and m["arena_bytes"] == pm["arena"]["bytes"]
+    assert m["engine"] == "aot" and m["arena_bytes"] == pm["arena"]["bytes"]
+    assert pm["arena"]["measured"] == pm["aot"]["ram_bytes"] <= pm["arena"]["bytes"]
     assert m["platformio"]["platform_version"] == json.loads(
         (PLATFORM_SRC / "platform.json").read_text())["version"]
     assert (m["ram_used_bytes"], m["flash_used_bytes"]) == (build["sizes"]["RAM"][0],
@@ -185,7 +189,7 @@ def _check_hello(record: Any, manifest: dict[str, Any]) -> None:
     assert record.arena == manifest["arena"]["bytes"]
     assert list(record.input_shape or ()) == manifest["input_shape"]
     assert list(record.labels or ()) == manifest["labels"]
-    assert record.extra.get("engine") == "none"
+    assert record.extra.get("engine") == "aot"
 
 
 def test_firmware_talks_protocol_in_qemu(build: dict[str, Any], project: Path) -> None:
@@ -201,14 +205,14 @@ def test_firmware_talks_protocol_in_qemu(build: dict[str, Any], project: Path) -
             uart.send(protocol.encode_who())
             _check_hello(uart.next(), manifest)
             uart.send(protocol.encode_input(7, bytes(range(256)) * 2 + bytes(88)))
-            assert uart.next() == DeviceError(
-                code="noengine", seq=7, text="this firmware has no inference engine")
+            reply = uart.next()
+            assert isinstance(reply, Inference) and reply.seq == 7
             uart.send(protocol.encode_input(8, bytes(n_input - 1)))
             reply = uart.next()
             assert isinstance(reply, DeviceError) and (reply.code, reply.seq) == ("input", 8)
             uart.send(protocol.encode_input(2000000000, bytes(n_input)))
-            assert uart.next() == DeviceError(
-                code="noengine", seq=2000000000, text="this firmware has no inference engine")
+            reply = uart.next()
+            assert isinstance(reply, Inference) and reply.seq == 2000000000
             bad = bytearray(protocol.encode_input(9, bytes(n_input)))
             bad[10] ^= 2  # one flipped bit ("A" -> "C"): the CRC no longer matches
             uart.send(bytes(bad))
@@ -230,8 +234,7 @@ def test_seq_above_2_pow_31_is_not_corrupted(build: dict[str, Any], project: Pat
             reply = uart.next()
         finally:
             uart.close()
-    assert isinstance(reply, DeviceError)
-    assert (reply.code, reply.seq) == ("noengine", 4294967295), reply
+    assert isinstance(reply, Inference) and reply.seq == 4294967295, reply
 
 
 def test_monitor_reconnects_to_running_firmware(build: dict[str, Any], project: Path) -> None:
@@ -247,9 +250,44 @@ def test_monitor_reconnects_to_running_firmware(build: dict[str, Any], project: 
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     hellos = [r for r in records if r["kind"] == "hello"]
     assert hellos and hellos[0]["model"] == manifest["model_sha256"][:16]
-    assert hellos[0]["board"] == BOARD and hellos[0]["extra"]["engine"] == "none"
+    assert hellos[0]["board"] == BOARD and hellos[0]["extra"]["engine"] == "aot"
     summary = records[-1]
     assert summary["kind"] == "summary" and summary["dropped"] == 0
+
+
+def test_gesture_windows_infer_equal_to_tflm(build: dict[str, Any], project: Path) -> None:
+    """The issue's "done when": the bundled example's test windows, fed over serial to the
+    AOT firmware in QEMU, give the TFLM interpreter's int8 outputs, element for element."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    manifest = json.loads((project / "tinygen.json").read_text())
+    data = (project.parent / manifest["model_file"]).read_bytes()
+    x = np.load(GESTURE_TEST)["x"]
+    q = np.clip(np.round(x / manifest["input_scale"]) + manifest["input_zero_point"],
+                -128, 127).astype(np.int8)
+    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    want = []
+    for window in q:
+        interp.reset()
+        interp.set_input(window.reshape(manifest["input_shape"]), 0)
+        interp.invoke()
+        want.append(tuple(int(v) for v in interp.get_output(0).ravel()))
+    got = []
+    with qemu(build["dir"] / "firmware.elf") as port:
+        uart = Uart(port)
+        try:
+            assert isinstance(uart.next(), Hello)
+            for seq, window in enumerate(q):
+                uart.send(protocol.encode_input(seq, window.tobytes()))
+                reply = uart.next()
+                assert isinstance(reply, Inference) and reply.seq == seq, reply
+                got.append(reply.raw)
+        finally:
+            uart.close()
+    differing = sum(a != b for g, w in zip(got, want) for a, b in zip(g, w))
+    print(f"qemu-m4 aot vs TFLM: {differing} of {len(want) * len(want[0])} outputs differ "
+          f"over {len(want)} windows")
+    assert got == want
 
 
 def test_compiler_error_is_explained(project: Path, pio_core: Path, tmp_path: Path) -> None:

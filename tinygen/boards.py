@@ -39,7 +39,7 @@ _NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
                "port_hint": (str, False)},
 }
 PLACEMENTS = ("static", "heap")
-ENGINES = ("tflm", "none")
+ENGINES = ("tflm", "aot", "none")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Board:
     name: str
     title: str
     template: str  # the firmware template tree in templates/
-    engine: str  # the inference engine tree: templates/engine-<engine>/ ("tflm", "none")
+    engine: str  # the inference engine tree: templates/engine-<engine>/ ("tflm", "aot", "none")
     mcu: str
     cpu: str
     f_cpu_hz: int

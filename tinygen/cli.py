@@ -154,9 +154,11 @@ def convert(model: Path, convert_opts: Any, out: Path | None, as_json: bool) -> 
               help="Check the model against this board's RAM and flash budget.")
 @click.option("--ram", type=int, metavar="BYTES", help="RAM budget to check the arena against.")
 @click.option("--flash", type=int, metavar="BYTES", help="Flash budget to check the model against.")
+@click.option("--engine", type=click.Choice(["tflm", "aot"]), default="tflm", show_default=True,
+              help="aot: also report the AOT engine's RAM plan and flash.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | None,
-            as_json: bool) -> None:
+            engine: str, as_json: bool) -> None:
     """Tensors, ops, flash and the measured tensor arena of an int8 MODEL.tflite.
 
     The arena is measured by the real TFLM interpreter (tflite-micro's allocation
@@ -168,6 +170,7 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
       tinygen inspect firmware_out/model_int8.tflite
       tinygen inspect firmware_out/model_int8.tflite --board nano33ble
       tinygen inspect model_int8.tflite --ram 262144 --flash 1048576 --json
+      tinygen inspect model_int8.tflite --engine aot --json
     """
     from .errors import BoardError, InputFileError, UnsupportedModelError
     from .model.analyze import analyze, fit_check, format_report
@@ -181,6 +184,10 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
 
         board = load_board(board_name)  # an unknown board fails before the slow part
     report = analyze(model)
+    if engine == "aot":
+        from .aot.project import aot_report
+
+        report["aot"] = aot_report(model)
     if board is not None:
         fit_check(report, board.name, ram if ram is not None else board.ram_budget,
                   flash if flash is not None else board.flash_budget)
@@ -190,6 +197,13 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
         emit_json(report)
     else:
         click.echo(format_report(report))
+        if "aot" in report:
+            a = report["aot"]
+            flash_text = (f"{a['flash_bytes']:,} B (Cortex-M4 -Os: code {a['code_bytes']:,} B"
+                          f" + constants {a['const_bytes']:,} B)" if a["flash_bytes"] is not None
+                          else "unknown (arm-none-eabi-gcc not installed)")
+            click.echo(f"AOT engine: RAM {a['ram_bytes']:,} B (plan peak; activation floor "
+                       f"{a['floor_bytes']:,} B), flash {flash_text}")
     if report["unsupported_ops"]:
         raise UnsupportedModelError(
             f"{model.name} uses ops TFLM does not support: {', '.join(report['unsupported_ops'])}",
@@ -236,6 +250,19 @@ def boards(name: str | None, as_json: bool) -> None:
                    f"RAM {b['ram_bytes'] // 1024:>4} KB  flash {b['flash_bytes'] // 1024:>5} KB")
 
 
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["tflm", "aot"]), default=None,
+    help="Inference engine: tflm (TensorFlow Lite Micro) or aot (tinygen's generated C). "
+         "Default: the board profile's.")
+
+
+def _with_engine(board: Any, engine: str | None) -> Any:
+    """The board with its profile's engine replaced by --engine (if given)."""
+    import dataclasses
+
+    return dataclasses.replace(board, engine=engine) if engine else board
+
+
 def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> Any:
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
@@ -258,9 +285,12 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> 
               help="Where the firmware gets its input: 'serial' = input frames from the host.")
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
+@ENGINE_OPTION
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print the AOT engine's memory plan (tensor, offset, size, live range).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
-           out: Path | None, as_json: bool) -> None:
+           out: Path | None, engine: str | None, verbose: bool, as_json: bool) -> None:
     """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
 
     MODEL is an int8 .tflite (from `tinygen convert`) or a Keras model / SavedModel,
@@ -272,10 +302,11 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
     Examples:
       tinygen render --board nano33ble examples/gesture/model.h5
       tinygen render --board esp32cam firmware_out/model_int8.tflite --out fw/cam
+      tinygen render --board nano33ble model_int8.tflite --engine aot -v
     """
     from .boards import load_board
 
-    board = load_board(board_name)
+    board = _with_engine(load_board(board_name), engine)
     result = _render(board, model, convert_opts, out, input_mode)
     out_dir = result.out_dir
     m = result.manifest
@@ -286,10 +317,17 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
     click.echo(f"rendered {out_dir} for {board.title}: {len(result.written)} files written, "
                f"{len(result.unchanged)} unchanged")
     click.echo(f"  model {m['model_file']} {m['model_bytes']:,} B, ops: "
-               f"{', '.join(o['name'] for o in m['ops'])}")
+               f"{', '.join(o['name'] for o in m['ops']) or ', '.join(m['aot']['op_names'])}")
     click.echo(f"  arena {m['arena']['bytes']:,} B ({m['arena']['measured']:,} B measured + "
                f"{m['arena']['margin']:,} B margin, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
+    if "aot" in m:
+        click.echo(f"  engine aot: RAM plan {m['aot']['ram_bytes']:,} B (activation floor "
+                   f"{m['aot']['floor_bytes']:,} B), constants {m['aot']['weights_bytes']:,} B")
+        if verbose:
+            from .aot.project import format_plan
+
+            click.echo(format_plan(m["aot"]))
     click.echo(f"  next: tinygen build --board {board.name} {out_dir}")
 
 
@@ -302,10 +340,11 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
               help="Project folder when rendering a MODEL. Default: firmware_out/<board>-<model>/")
 @click.option("--artifacts", type=click.Path(path_type=Path), metavar="DIR",
               help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
+@ENGINE_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
 def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
-          artifacts: Path | None, verbose: bool, as_json: bool) -> None:
+          artifacts: Path | None, engine: str | None, verbose: bool, as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
     TARGET is a project folder written by `tinygen render`, or a model (then it is
@@ -329,11 +368,14 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
         if board_name and board_name != pm["board"]:
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board_name}",
                              hint=f"render it again with --board {board_name}")
+        if engine and engine != pm.get("engine"):
+            raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
+                             f"{engine}", hint=f"render it again with --engine {engine}")
     else:
         if not board_name:
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
-        board = load_board(board_name)
+        board = _with_engine(load_board(board_name), engine)
         project = _render(board, target, convert_opts, out, "serial").out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
@@ -361,10 +403,11 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
 @click.option("--log", type=click.Path(path_type=Path), metavar="FILE.jsonl|.csv",
               help="Log the inference stream while monitoring.")
 @click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
+@ENGINE_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
 def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
           port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
-          verbose: bool) -> None:
+          engine: str | None, verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -384,7 +427,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     from .flash import FlashPlan, describe_commands, port_for, upload, wait_for_hello
     from .render import default_out_dir
 
-    board = load_board(board_name)
+    board = _with_engine(load_board(board_name), engine)
     if board.emulator is not None:
         raise BoardError(f"{board.name} is an emulated board: there is nothing to upload",
                          hint=f"tinygen build --board {board.name} MODEL, then run it in QEMU")

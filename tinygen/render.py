@@ -253,7 +253,12 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         raise InputFileError(f"input mode '{mode}' is not available yet",
                              hint=f"modes: {', '.join(MODES)}")
     ops = resolver_ops(spec, board) if board.engine == "tflm" else []
-    arena = arena_plan(spec, board)
+    aot = None
+    if board.engine == "aot":  # tinygen's own engine: generated C, arena = the plan's peak
+        from .aot.project import aot_parts
+
+        aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
+    arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
     fit = check_fits(spec, board, arena)
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
@@ -297,6 +302,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
                     raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
             files[rel] = text.encode()
     files.update(platform_files)
+    if aot is not None:
+        files.update(aot.files)
     manifest = {
         "format": MANIFEST_FORMAT,
         "generator": "tinygen",
@@ -325,6 +332,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "warnings": [f"{o['name']} on {board.tflm.get('library')}: {o['warning']}"
                      for o in ops if "warning" in o],
         "arena": arena,
+        **({"aot": aot.manifest()} if aot is not None else {}),
         "fit": fit,
         "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},
     }

@@ -24,7 +24,8 @@ class AotModel:
 
     def summary(self) -> dict[str, Any]:
         return {"ram_bytes": self.plan.peak_bytes, "floor_bytes": self.plan.floor_bytes,
-                "weights_bytes": self.weights_bytes, "ops": len(self.graph.ops),
+                "weights_bytes": self.weights_bytes, "operators": len(self.graph.ops),
+                "op_names": sorted({op.name for op in self.graph.ops}),
                 "plan": self.plan.rows(self.graph)}
 
 

@@ -1,5 +1,6 @@
 // The inference engine behind the app: one model, int8 in, int8 out. Portable C++.
-// Implementations: tinygen_runner_tflm.cpp (TensorFlow Lite Micro), tinygen_runner_none.cpp
+// Implementations: tinygen_runner_tflm.cpp (TensorFlow Lite Micro), tinygen_runner_aot.cpp
+// (tinygen's generated C, templates/engine-aot), tinygen_runner_none.cpp
 // (no engine: answers every input with err noengine).
 #ifndef TINYGEN_RUNNER_H_
 #define TINYGEN_RUNNER_H_
@@ -22,7 +23,7 @@ Status runner_invoke();
 int8_t* runner_input();          // TINYGEN_INPUT_BYTES bytes, valid after runner_init
 const int8_t* runner_output();   // TINYGEN_OUTPUT_COUNT values
 size_t runner_arena_used();      // bytes of the arena the engine really uses (0 if unknown)
-const char* runner_engine();     // "tflm"
+const char* runner_engine();     // "tflm", "aot" or "none"
 
 }  // namespace tinygen
 
