@@ -36,8 +36,12 @@ _NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "tflm": {"library": (str, False), "include": (str, False), "ops_table": (str, True),
              "initialize_target": (bool, False)},
     "upload": {"protocol": (str, True), "use_1200bps_touch": (bool, True),
-               "port_hint": (str, False)},
+               "port_hint": (str, False), "auto_reset": (str, False)},
 }
+# upload.auto_reset: how the serial adapter's modem lines reach the chip. "dtr-rts": DTR and
+# RTS drive GPIO0 and EN through esptool's two-transistor auto-reset circuit (ESP32 boards
+# with a USB-serial bridge), so tinygen opens the port with both released (monitor.py).
+AUTO_RESET = ("dtr-rts",)
 PLACEMENTS = ("static", "heap")
 ENGINES = ("tflm", "aot", "none")
 
@@ -72,6 +76,11 @@ class Board:
     def port_hint(self) -> str | None:
         hint = self.upload.get("port_hint")
         return str(hint) if hint else None
+
+    @property
+    def resets_on_dtr_rts(self) -> bool:
+        """Opening its port with the OS's default DTR/RTS can reset the chip (ESP32)."""
+        return self.upload.get("auto_reset") == "dtr-rts"
 
     @property
     def ram_budget(self) -> int:
@@ -132,6 +141,9 @@ def parse_board(data: Any, where: str) -> Board:
     if data["arena"]["placement"] not in PLACEMENTS:
         raise BoardError(f"board profile {where}: field 'arena.placement' must be one of "
                          f"{', '.join(PLACEMENTS)}")
+    if data["upload"].get("auto_reset", AUTO_RESET[0]) not in AUTO_RESET:
+        raise BoardError(f"board profile {where}: field 'upload.auto_reset' must be one of "
+                         f"{', '.join(AUTO_RESET)}")
     if data.get("engine", "tflm") not in ENGINES:
         raise BoardError(f"board profile {where}: field 'engine' must be one of "
                          f"{', '.join(ENGINES)}")

@@ -466,7 +466,8 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     run_monitor(MonitorOptions(
         port=port_for(board, port), baud=board.baud, labels=tuple(pm["labels"]),
         output_quant=Quantization(pm["output_scale"], pm["output_zero_point"]),
-        project_model=pm["model_sha256"][:16], resolve=lambda: port_for(board, port), log=log))
+        project_model=pm["model_sha256"][:16], resolve=lambda: port_for(board, port), log=log,
+        release_reset_lines=board.resets_on_dtr_rts))
 
 
 from .monitor_cli import monitor

@@ -68,10 +68,18 @@ def upload(plan: FlashPlan, port: str, verbose: bool,
 def wait_for_hello(board: Board, port: str | None, expected_model: str,
                    timeout: float = HELLO_TIMEOUT_S,
                    open_port: Callable[[str, int], Any] | None = None) -> Hello:
-    """Wait for the board's hello (re-finding the port: boards re-enumerate after upload)."""
+    """Wait for the board's hello (re-finding the port: boards re-enumerate after upload).
+
+    The upload tool has just reset the board into the new firmware; the port is opened so
+    that it does not reset it again (ESP32 DTR/RTS wiring, ``monitor.open_port``), and ``who``
+    asks the running firmware for its hello."""
     from .monitor import open_port as default_open
 
-    opener = open_port or default_open
+    def opener(device: str, baud: int) -> Any:
+        if open_port is not None:
+            return open_port(device, baud)
+        return default_open(device, baud, release_reset_lines=board.resets_on_dtr_rts)
+
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     while time.monotonic() < deadline:

@@ -637,12 +637,32 @@ class Session:
 # --------------------------------------------------------------------------- byte sources
 
 
-def open_port(port: str, baud: int) -> Any:
-    """Open a device path or pyserial URL for non-blocking reads; PortError if it fails."""
+def open_port(port: str, baud: int, *, release_reset_lines: bool = False) -> Any:
+    """Open a device path or pyserial URL for non-blocking reads; PortError if it fails.
+
+    ``release_reset_lines`` (boards whose profile says ``upload.auto_reset: "dtr-rts"``, the
+    ESP32s): on USB-serial bridges wired like esptool's auto-reset circuit, DTR drives GPIO0
+    and RTS drives EN (reset) through two transistors; RTS asserted while DTR is not holds
+    the chip in reset, DTR asserted while RTS is not pulls GPIO0 low (bootloader if the chip
+    resets then); both equal leaves it running. pyserial asserts both at open by default, and
+    POSIX kernels raise both when the device opens, then pyserial applies DTR before RTS, so
+    asking for both released before open() passes through "RTS only" = EN low = a reset
+    pulse. Instead RTS is released before open() and DTR right after it: the lines go
+    (both asserted) -> (DTR only: GPIO0 low, sampled only at reset) -> (both released), and
+    EN is never pulled low. Windows applies both settings at open() at once.
+    """
     import serial
 
     try:
-        return serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=1)
+        ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=1,
+                                    do_not_open=True)
+        if release_reset_lines:
+            ser.rts = False
+            ser.dtr = True
+        ser.open()
+        if release_reset_lines:
+            ser.dtr = False
+        return ser
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(
             f"cannot open serial port {port}: {exc}",
@@ -661,6 +681,7 @@ def port_chunks(
     resolve: Callable[[], str] | None = None,
     capture: IO[bytes] | None = None,
     greet: bool = True,
+    release_reset_lines: bool = False,
 ) -> Iterator[bytes]:
     """Bytes read from ``ser`` (opened by :func:`open_port` from ``port``); ``b""`` while
     idle, so the caller can check its limits.
@@ -668,7 +689,8 @@ def port_chunks(
     When the port vanishes (SerialException, OSError, EOF of a socket) this says so on
     the display, and reopens ``port`` with backoff (0.2 s doubling to 2 s); ``resolve``
     finds the port again (a board may come back under another name).  ``greet`` sends
-    ``who`` after every open so the device repeats its hello.
+    ``who`` after every open so the device repeats its hello. ``release_reset_lines``: see
+    :func:`open_port`.
     """
     import serial
 
@@ -681,7 +703,7 @@ def port_chunks(
                 try:
                     if resolve is not None:
                         port = resolve()
-                    ser = open_port(port, baud)
+                    ser = open_port(port, baud, release_reset_lines=release_reset_lines)
                 except TinygenError:
                     wait = backoff
                     if deadline is not None:
@@ -760,6 +782,7 @@ class MonitorOptions:
     json_output: bool = False
     replay: Path | None = None
     capture: Path | None = None
+    release_reset_lines: bool = False  # ESP32 auto-reset wiring: see open_port
 
 
 def run_monitor(options: MonitorOptions, display: Display | None = None) -> dict[str, Any]:
@@ -786,7 +809,8 @@ def run_monitor(options: MonitorOptions, display: Display | None = None) -> dict
         first = next(chunks, b"")  # a missing file fails here
     else:
         assert options.port is not None
-        ser = open_port(options.port, options.baud)
+        ser = open_port(options.port, options.baud,
+                        release_reset_lines=options.release_reset_lines)
         display.note(f"connected to {options.port} at {options.baud} baud")
     logs: list[LogSink] = []
     capture: IO[bytes] | None = None
@@ -819,6 +843,7 @@ def run_monitor(options: MonitorOptions, display: Display | None = None) -> dict
                 deadline=deadline,
                 resolve=options.resolve,
                 capture=capture,
+                release_reset_lines=options.release_reset_lines,
             )
         try:
             session.feed(first)

@@ -37,6 +37,16 @@ def _board_profile(name: str) -> tuple[str, list[tuple[int, int]], int | None, s
     )
 
 
+def _resets_on_dtr_rts(names: Sequence[str]) -> bool:
+    """Does any of these boards reset when its port opens with DTR/RTS asserted (ESP32)?"""
+    from .boards import load_board
+
+    try:
+        return any(load_board(n).resets_on_dtr_rts for n in names)
+    except TinygenError:  # a project naming a board this installation does not know
+        return False
+
+
 def find_any_board(ports: Sequence[Any] | None = None) -> tuple[str, list[str], int | None]:
     """The one attached port whose USB id belongs to a board profile.
 
@@ -134,8 +144,11 @@ def build_options(
         ids = [i for n in names for i in _board_profile(n)[1]]
         label = " or ".join(names)
         options.resolve = lambda: resolve_port(None, ids, label)
+        options.release_reset_lines = _resets_on_dtr_rts(names)
         return options
     assert board_name is not None or port is not None
+    profile = (info.board if project is not None else board)
+    options.release_reset_lines = profile is not None and _resets_on_dtr_rts([profile])
     name = board_name or "the board"
     options.port = resolve_port(port, usb_ids, name, hint)
     if port is None:
