@@ -317,7 +317,7 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
     """Connect to the running emulator, show its stream (``session``: a monitor Session),
     feed ``inputs`` if given; until they are answered, ``duration`` or Ctrl-C. Returns
     the session summary (also shown)."""
-    from .feed import ANSWER_TIMEOUT_S, FeedError, Link, handshake, run_inputs
+    from .feed import ANSWER_TIMEOUT_S, HELLO_TIMEOUT_S, FeedError, Link, handshake, run_inputs
 
     link = Link(conn=emulator.connect(), name=f"the firmware in QEMU ({emulator.url})",
                 decoder=session.decoder, on_record=session.handle,
@@ -329,7 +329,7 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
 
     try:
         input_bytes = len(inputs[0]) if inputs else None
-        handshake(link, model_sha256, input_bytes)
+        handshake(link, model_sha256, input_bytes, timeout=timeout or HELLO_TIMEOUT_S)
         flush()
         if inputs:
             run_inputs(link, inputs, timeout=timeout or ANSWER_TIMEOUT_S,

@@ -70,7 +70,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                   help="Without --data: stop after this many seconds (default: Ctrl-C).")
     @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-                  help="How long one input may take to be answered (default 10).")
+                  help="How long to wait for the hello and for each answer (default 10).")
     @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
     @click.option("--json", "as_json", is_flag=True,
                   help="One JSON object per record on stdout, the summary last.")
@@ -141,7 +141,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--limit", type=click.IntRange(min=1), metavar="N",
                   help="Only the first N samples.")
     @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-                  help="How long one input may take to be answered (default 10).")
+                  help="How long to wait for the hello and for each answer (default 10).")
     @click.option("--baud", type=click.IntRange(min=1), help="Baud rate with --port.")
     @click.option("--plot", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
                   help="Write confusion_matrix.png and error_histogram.png (needs matplotlib).")

@@ -399,7 +399,8 @@ def run_validate(link: Any, info: ModelInfo, data: TestData, *, emulated: bool,
     with TFLM and TFLite; returns the report (``passed`` says if the gate holds)."""
     from . import feed
 
-    hello = feed.handshake(link, info.sha256, info.input_bytes)
+    hello = feed.handshake(link, info.sha256, info.input_bytes,
+                           timeout=timeout or feed.HELLO_TIMEOUT_S)
     progress(f"{link.name}: {hello.board or 'device'} runs model {hello.model} "
              f"(engine {hello.extra.get('engine', '?')}); streaming {len(data.q)} inputs...")
     started = time.monotonic()
