@@ -65,11 +65,13 @@ def convert_options(f: Any) -> Any:
     @functools.wraps(f)
     def with_convert_opts(*args: Any, calib: str | None, eval_path: Path | None,
                           labels: str | None, input_kind: str | None,
-                          sample_rate_hz: float | None, **kwargs: Any) -> Any:
+                          sample_rate_hz: float | None, input_spec: Path | None,
+                          **kwargs: Any) -> Any:
         from .model.convert import ConvertOptions
 
         opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
-                              input_kind=input_kind, sample_rate_hz=sample_rate_hz)
+                              input_kind=input_kind, sample_rate_hz=sample_rate_hz,
+                              input_spec=input_spec)
         return f(*args, convert_opts=opts, **kwargs)
 
     options = [
@@ -86,6 +88,10 @@ def convert_options(f: Any) -> Any:
                      help="What the input is (recorded for the firmware and monitor)."),
         click.option("--sample-rate", "sample_rate_hz", type=float, metavar="HZ",
                      help="Sensor sample rate of the input window, if known."),
+        click.option("--input-spec", type=click.Path(path_type=Path), metavar="FILE.json",
+                     help="Sensor, rate, channels, units, window, stride and normalization "
+                          "the model was trained with. Default: MODEL.input.json beside "
+                          "the model."),
     ]
     wrapped: Any = with_convert_opts
     for option in reversed(options):

@@ -19,6 +19,7 @@ from typing import Any
 from .. import __version__
 from ..errors import CalibrationError, InputFileError, UnsupportedModelError
 from ..fileio import write_files_atomically
+from ..frontend.spec import check_against_model, find_input_spec
 from .analyze import analyze, require_tflm_ops, tensor_info
 from .load import ModelFile, identify
 from .samples import RANDOM, load_calibration, load_evaluation
@@ -38,6 +39,7 @@ class ConvertOptions:
     out: Path | None = None
     input_kind: str | None = None  # e.g. "imu", "audio"
     sample_rate_hz: float | None = None
+    input_spec: Path | None = None  # default: MODEL.input.json beside the model
 
 
 @dataclass
@@ -162,6 +164,7 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
     if opts.eval_path is not None and not opts.eval_path.is_file():
         raise InputFileError(f"evaluation file {opts.eval_path}: no such file",
                              hint="check the path")
+    spec = find_input_spec(mf.path, opts.input_spec)  # a broken spec fails before converting
     out = opts.out or default_out(model_path)
     if out.suffix.lower() != ".tflite":
         raise InputFileError(f"--out {out}: the output must end in .tflite")
@@ -204,6 +207,9 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
     for d in tfl.output_tensors()[0].shape:
         n_classes *= d
     labels, labels_source = parse_labels(opts.labels, mf.path, n_classes)
+    if spec is not None:
+        check_against_model(spec, list(tfl.input_tensors()[0].shape),
+                            opts.input_spec.name if opts.input_spec else "beside the model")
 
     evaluation = None
     if opts.eval_path is not None:
@@ -234,8 +240,9 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "ops": [{"name": o["name"], "version": o["version"]} for o in report["ops"]],
         "parameters": report["parameters"],
         "arena": report["arena"],
-        "input_kind": opts.input_kind,
-        "sample_rate_hz": opts.sample_rate_hz,
+        "input_kind": opts.input_kind or (spec.sensor if spec else None),
+        "sample_rate_hz": opts.sample_rate_hz or (spec.rate_hz if spec else None),
+        "input_spec": spec.to_json() if spec else None,
         "calibration": calibration,
         "evaluation": evaluation,
     }
