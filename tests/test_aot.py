@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, run_tinygen
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tinygen.aot.codegen import AotModel, build_model, generate
 from tinygen.aot.host import compile_host, run_host, write_sources
@@ -120,3 +122,182 @@ def test_generated_code_is_deterministic_and_warning_free_on_arm(
                                "-c", str(src), "-o", str(src.with_suffix(".o"))],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+# --- ops: small TensorFlow graphs converted to int8, each compared with TFLM ------------
+
+def _tf_models() -> dict[str, tuple[object, tuple[int, ...]]]:
+    """name -> (tf.function, input shape without batch): odd shapes, strides, padding,
+    dilation, per-channel weights, broadcasting, and the activations TFLM computes in
+    fixed point."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+
+    def var(*shape: int) -> object:
+        return tf.constant(rng.normal(size=shape).astype(np.float32) * 0.5)
+
+    def conv(w: object, b: object, stride: object = 1, padding: str = "SAME",
+             dilation: int = 1, act: object = None) -> object:
+        def f(x: object) -> object:
+            y = tf.nn.conv2d(x, w, strides=stride, padding=padding, dilations=dilation) + b
+            return act(y) if act else y
+        return f
+
+    c1 = conv(var(3, 3, 3, 5), var(5), 2, "SAME", act=tf.nn.relu6)
+    c2 = conv(var(3, 3, 4, 6), var(6), 1, "VALID", 2, act=tf.nn.relu)
+    c3 = conv(var(1, 1, 4, 4), var(4))
+    c4 = conv(var(2, 3, 4, 3), var(3), (2, 1), "SAME")
+    d1, d2, f1 = var(3, 3, 3, 2), var(3, 3, 4, 1), var(24, 7)
+    fn = tf.function
+    return {
+        "conv_same_stride2_relu6": (fn(c1), (9, 7, 3)),
+        "conv_valid_dilation2_relu": (fn(c2), (10, 9, 4)),
+        "conv_asymmetric_stride_kernel": (fn(c4), (7, 6, 4)),
+        "depthwise_same_stride2_mult2": (fn(lambda x: tf.nn.depthwise_conv2d(
+            x, d1, [1, 2, 2, 1], "SAME")), (8, 9, 3)),
+        "depthwise_valid_dilated": (fn(lambda x: tf.nn.relu(tf.nn.depthwise_conv2d(
+            x, d2, [1, 1, 1, 1], "VALID", dilations=[2, 2]))), (9, 8, 4)),
+        "max_pool_valid_3x3s2": (fn(lambda x: tf.nn.max_pool2d(c3(x), 3, 2, "VALID")),
+                                 (9, 9, 4)),
+        "avg_pool_same_3x3s2": (fn(lambda x: tf.nn.avg_pool2d(c3(x), 3, 2, "SAME")),
+                                (9, 8, 4)),
+        "add_broadcast": (fn(lambda x: tf.nn.relu(
+            c3(x) + tf.reduce_mean(x, [1, 2], keepdims=True))), (6, 5, 4)),
+        "sub_broadcast": (fn(lambda x: c3(x) - tf.reduce_mean(x, [1], keepdims=True)),
+                          (6, 5, 4)),
+        "mul_broadcast": (fn(lambda x: c3(x) * tf.reduce_max(x, [2], keepdims=True)),
+                          (6, 5, 4)),
+        "concat_channels": (fn(lambda x: tf.concat([c3(x), x], axis=-1)), (5, 4, 4)),
+        "pad_then_valid_conv": (fn(lambda x: c2(tf.pad(x, [[0, 0], [1, 2], [0, 3], [0, 0]]))),
+                                (8, 7, 4)),
+        "reduce_max_axis1": (fn(lambda x: tf.reduce_max(c3(x), axis=1)), (6, 5, 4)),
+        "expand_squeeze_conv1d": (fn(lambda x: tf.squeeze(c3(tf.expand_dims(x, 1)), 1)),
+                                  (11, 4)),
+        "mean_spatial": (fn(lambda x: tf.reduce_mean(c3(x), [1, 2])), (7, 5, 4)),
+        "softmax_rows_beta": (fn(lambda x: tf.nn.softmax(tf.reshape(c3(x), (1, 6, 20)) * 1.7)),
+                              (6, 5, 4)),
+        "fc_relu_softmax": (fn(lambda x: tf.nn.softmax(tf.nn.relu(tf.reshape(x, (1, 24)) @ f1))),
+                            (4, 6)),
+        "logistic": (fn(lambda x: tf.sigmoid(c3(x))), (6, 5, 4)),
+        "tanh": (fn(lambda x: tf.tanh(c3(x))), (6, 5, 4)),
+        "relu_standalone": (fn(lambda x: tf.nn.relu(tf.concat([c3(x), x], -1))), (5, 4, 4)),
+        "relu6_standalone": (fn(lambda x: tf.nn.relu6(tf.concat([c3(x), x], -1))), (5, 4, 4)),
+    }
+
+
+def convert_tf(fn: object, shape: tuple[int, ...], seed: int = 0, scale: float = 1.0) -> bytes:
+    """int8 in/out, per-channel weights, calibrated on 16 seeded normal samples."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    concrete = fn.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32))  # type: ignore[attr-defined]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], fn)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [(rng.normal(size=(1, *shape)) * scale).astype(np.float32)] for _ in range(16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+OP_MODELS = ["conv_same_stride2_relu6", "conv_valid_dilation2_relu",
+             "conv_asymmetric_stride_kernel", "depthwise_same_stride2_mult2",
+             "depthwise_valid_dilated", "max_pool_valid_3x3s2", "avg_pool_same_3x3s2",
+             "add_broadcast", "sub_broadcast", "mul_broadcast", "concat_channels",
+             "pad_then_valid_conv", "reduce_max_axis1", "expand_squeeze_conv1d", "mean_spatial",
+             "softmax_rows_beta", "fc_relu_softmax", "logistic", "tanh", "relu_standalone",
+             "relu6_standalone"]
+
+
+@pytest.fixture(scope="module")
+def op_models() -> dict[str, tuple[bytes, tuple[int, ...]]]:
+    return {name: (convert_tf(fn, shape), shape) for name, (fn, shape) in _tf_models().items()}
+
+
+@pytest.mark.parametrize("name", OP_MODELS)
+def test_op_equals_tflm(name: str, op_models: dict[str, tuple[bytes, tuple[int, ...]]],
+                        tmp_path: Path) -> None:
+    data, shape = op_models[name]
+    model = build_model(data, name)
+    x = np.random.default_rng(5).normal(size=(20, *shape)).astype(np.float32)
+    ops = ",".join(sorted({op.name for op in model.graph.ops}))
+    counts = compare(data, quantize_input(model, x), tmp_path, f"{name} [{ops}]")
+    assert counts["differing"] == 0
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn) -> dict[str, object]:
+    kind = draw(st.sampled_from(["conv", "depthwise", "avg_pool", "max_pool", "add"]))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    c = draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, min(h, 4))), draw(st.integers(1, min(w, 4)))
+    dilation = draw(st.sampled_from([1, 1, 2])) if kind in ("conv", "depthwise") else 1
+    stride = 1 if dilation > 1 else draw(st.integers(1, 3))
+    padding = draw(st.sampled_from(["SAME", "VALID"]))
+    if padding == "VALID" and ((kh - 1) * dilation + 1 > h or (kw - 1) * dilation + 1 > w):
+        padding = "SAME"
+    return {"kind": kind, "shape": (h, w, c), "kernel": (kh, kw), "stride": stride,
+            "dilation": dilation, "padding": padding, "out_c": draw(st.integers(1, 6)),
+            "act": draw(st.sampled_from([None, "relu", "relu6"])),
+            "scale": draw(st.sampled_from([0.05, 1.0, 20.0])), "seed": draw(st.integers(0, 99))}
+
+
+def _case_fn(case: dict[str, object]) -> object:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(int(case["seed"]))  # type: ignore[call-overload]
+    _, w, c = case["shape"]  # type: ignore[misc]
+    kh, kw = case["kernel"]  # type: ignore[misc]
+    s, d, pad = case["stride"], case["dilation"], case["padding"]
+    act = {None: None, "relu": tf.nn.relu, "relu6": tf.nn.relu6}[case["act"]]  # type: ignore[index]
+    filt = tf.constant(rng.normal(size=(kh, kw, c, case["out_c"])).astype(np.float32))
+    dw = tf.constant(rng.normal(size=(kh, kw, c, 2)).astype(np.float32))
+    other = tf.constant(rng.normal(size=(1, 1, w, 1)).astype(np.float32))
+
+    def f(x: object) -> object:
+        kind = case["kind"]
+        if kind == "conv":
+            y = tf.nn.conv2d(x, filt, strides=s, padding=pad, dilations=d)
+        elif kind == "depthwise":
+            y = tf.nn.depthwise_conv2d(x, dw, [1, s, s, 1], pad, dilations=[d, d])
+        elif kind == "avg_pool":
+            y = tf.nn.avg_pool2d(x, (kh, kw), s, pad)
+        elif kind == "max_pool":
+            y = tf.nn.max_pool2d(x, (kh, kw), s, pad)
+        else:
+            y = (tf.nn.conv2d(x, filt, strides=1, padding="SAME")
+                 + tf.reduce_mean(x, axis=-1, keepdims=True) * 0.5 + other)
+        return act(y) if act else y
+
+    return tf.function(f)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=conv_cases())
+def test_fuzz_ops_against_tflm(case: dict[str, object], tmp_path: Path) -> None:
+    """Random shapes, kernels, strides, padding, dilation and value ranges (so random
+    quantization parameters) for conv, depthwise, pooling and broadcast add."""
+    shape = case["shape"]
+    data = convert_tf(_case_fn(case), shape, seed=int(case["seed"]),  # type: ignore[arg-type,call-overload]
+                      scale=float(case["scale"]))  # type: ignore[arg-type]
+    model = build_model(data, "fuzz")
+    rng = np.random.default_rng(int(case["seed"]))  # type: ignore[call-overload]
+    x = (rng.normal(size=(8, *shape)) * float(case["scale"])).astype(np.float32)  # type: ignore[arg-type]
+    folder = tmp_path / f"case{abs(hash(str(case))) % 10**8}"
+    compare(data, quantize_input(model, x), folder, f"fuzz {case}")
+
+
+def test_op_outside_the_aot_set_is_refused_with_a_hint(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    data = convert_tf(tf.function(lambda x: tf.nn.leaky_relu(x, 0.2)), (4,))
+    model = tmp_path / "leaky_int8.tflite"
+    model.write_bytes(data)
+    proc = run_tinygen("render", "--board", "qemu-m4", str(model), "--labels", "a,b,c,d",
+                       "--out", str(tmp_path / "proj"))
+    assert proc.returncode == 2, proc.stderr
+    assert "LEAKY_RELU" in proc.stderr and "--engine tflm" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "proj").exists()

@@ -18,9 +18,6 @@ from . import quant
 from .graph import Graph, Op
 
 # Ops the AOT engine implements (those outside: UnsupportedModelError naming them).
-SUPPORTED_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-                 "EXPAND_DIMS", "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "MUL", "PAD",
-                 "QUANTIZE", "REDUCE_MAX", "RESHAPE", "SOFTMAX", "SQUEEZE", "SUB")
 
 
 @dataclass
@@ -285,6 +282,31 @@ def _quantize(graph: Graph, op: Op, name: str) -> Call:
     return call
 
 
+def _activation(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    si, zi = _q(graph, inp)
+    so, zo = _q(graph, out)
+    p = {"count": graph.nbytes(inp), "in_zero_point": zi, "range_radius": 0, "multiplier": 0,
+         "shift": 0, "out_offset": zo, "act_min": -128, "act_max": 127}
+    if op.name in ("LOGISTIC", "TANH"):
+        want = -128 if op.name == "LOGISTIC" else 0
+        if zo != want:
+            raise UnsupportedModelError(f"{op.name} output zero point {zo} (TFLM needs {want})")
+        p["multiplier"], p["shift"], p["range_radius"] = quant.logistic_tanh_params(si)
+        kernel = "tg_logistic" if op.name == "LOGISTIC" else "tg_tanh"
+    elif op.name == "RELU":
+        p["multiplier"], p["shift"] = quant.relu_params(si, so)
+        p["act_min"] = max(-128, zo)
+        kernel = "tg_relu"
+    else:  # RELU6: TFLM clamps in the input's quantization, between 0 and 6
+        p["act_min"] = zi
+        p["act_max"] = min(127, quant.quantize_value(si, zi, 6.0))
+        kernel = "tg_clamp"
+    call = Call(kernel, "tg_act_params", p)
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
 LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=False),
     "DEPTHWISE_CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=True),
@@ -295,7 +317,10 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "ADD": _binary, "SUB": _binary, "MUL": _binary,
     "RESHAPE": _alias, "SQUEEZE": _alias, "EXPAND_DIMS": _alias,
     "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
+    "LOGISTIC": _activation, "TANH": _activation, "RELU": _activation, "RELU6": _activation,
 }
+# Ops the AOT engine implements (a model with another op: UnsupportedModelError naming it).
+SUPPORTED_OPS = tuple(sorted(LOWERINGS))
 
 
 def check_supported(graph: Graph, model_name: str) -> None:

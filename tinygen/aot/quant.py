@@ -119,3 +119,21 @@ def sub_params(s1: float, s2: float, out: float) -> dict[str, int]:
         float(twice_max / (np.float32(1 << left_shift) * np.float32(out))))
     return {"left_shift": left_shift, "m1": m1, "s1": sh1, "m2": m2, "s2": sh2,
             "mo": mo, "so": sho}
+
+
+def input_radius(integer_bits: int, left_shift: int) -> int:
+    """TFLM's CalculateInputRadius (31 total bits)."""
+    return math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits))
+                      / (1 << left_shift))
+
+
+def logistic_tanh_params(input_scale: float) -> tuple[int, int, int]:
+    """(multiplier, left shift, input radius) of int8 LOGISTIC/TANH: the input rescaled to
+    4 integer bits; frexp + round without QuantizeMultiplier's overflow fix (as TFLM)."""
+    q, shift = math.frexp(f32(input_scale) * float(1 << 27))
+    return _round_half_away(q * (1 << 31)), shift, input_radius(4, shift)
+
+
+def relu_params(input_scale: float, output_scale: float) -> tuple[int, int]:
+    """RELU requantization: in/out divided in float (as TFLM), then QuantizeMultiplier."""
+    return quantize_multiplier(float(np.float32(input_scale) / np.float32(output_scale)))

@@ -63,20 +63,25 @@ static int32_t exp_quarter(int32_t a) {
                    (uint32_t)srdhm(constant_term, (int32_t)((uint32_t)x + (uint32_t)poly)));
 }
 
-/* exp(a) for a <= 0; a has 5 integer bits (Q5.26), the result is Q0.31. */
-static int32_t exp_on_negative_q5(int32_t a) {
+/* exp(a) for a <= 0; a has `integer_bits` integer bits (at most 5), the result is Q0.31. */
+static int32_t exp_on_negative(int32_t a, int integer_bits) {
   static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308,
                                     39332535,   720401,     242};
-  const int32_t quarter = (int32_t)1 << 24;
+  const int fractional_bits = 31 - integer_bits;
+  const int32_t quarter = (int32_t)1 << (fractional_bits - 2);
   const int32_t a_mod = (int32_t)((uint32_t)(a & (quarter - 1)) - (uint32_t)quarter);
-  int32_t result = exp_quarter(saturating_rounding_mul_by_pot(a_mod, 5));
+  int32_t result = exp_quarter(saturating_rounding_mul_by_pot(a_mod, integer_bits));
   const int32_t remainder = (int32_t)((uint32_t)a_mod - (uint32_t)a);
   int k;
-  for (k = 0; k < 7; ++k) {
-    if (remainder & ((int32_t)1 << (24 + k))) result = srdhm(result, barrel[k]);
+  for (k = 0; k < 7; ++k) { /* bit for exp(-2^(k-2)) */
+    if (integer_bits > k - 2 && (remainder & ((int32_t)1 << (fractional_bits + k - 2)))) {
+      result = srdhm(result, barrel[k]);
+    }
   }
   return a == 0 ? INT32_MAX : result;
 }
+
+static int32_t exp_on_negative_q5(int32_t a) { return exp_on_negative(a, 5); }
 
 /* 1 / (1 + a) for a in [0, 1), Q0.31 in and out (Newton-Raphson, 3 steps). */
 static int32_t one_over_one_plus_x(int32_t a) {
@@ -93,6 +98,41 @@ static int32_t one_over_one_plus_x(int32_t a) {
                   (uint32_t)saturating_rounding_mul_by_pot(srdhm(x, one_minus), 2));
   }
   return saturating_rounding_mul_by_pot(x, 1);
+}
+
+/* (1 - a) / (1 + a) for a in [0, 1), Q0.31 in and out. */
+static int32_t one_minus_x_over_one_plus_x(int32_t a) {
+  const int64_t sum = (int64_t)a + INT32_MAX;
+  const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+  const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540; /* Q2.29 */
+  const int32_t one_q2 = (int32_t)1 << 29;
+  int32_t x = (int32_t)((uint32_t)c48_17 + (uint32_t)srdhm(half_denominator, cneg32_17));
+  int i;
+  for (i = 0; i < 3; ++i) {
+    const int32_t hdx = srdhm(half_denominator, x);
+    const int32_t one_minus = (int32_t)((uint32_t)one_q2 - (uint32_t)hdx);
+    x = (int32_t)((uint32_t)x +
+                  (uint32_t)saturating_rounding_mul_by_pot(srdhm(x, one_minus), 2));
+  }
+  return saturating_rounding_mul_by_pot((int32_t)((uint32_t)x - (uint32_t)one_q2), 2);
+}
+
+static int32_t negate_wrap(int32_t x) { return (int32_t)(0u - (uint32_t)x); }
+
+/* logistic(a), a with 4 integer bits, result Q0.31. */
+static int32_t logistic_q4(int32_t a) {
+  const int32_t abs_a = a > 0 ? a : negate_wrap(a);
+  const int32_t positive = one_over_one_plus_x(exp_on_negative(negate_wrap(abs_a), 4));
+  if (a == 0) return (int32_t)1 << 30;
+  return a > 0 ? positive : (int32_t)((uint32_t)INT32_MAX - (uint32_t)positive);
+}
+
+/* tanh(a), a with 4 integer bits, result Q0.31. */
+static int32_t tanh_q4(int32_t a) {
+  const int32_t n = a < 0 ? a : negate_wrap(a);
+  const int32_t t = one_minus_x_over_one_plus_x(exp_on_negative(n, 5)); /* exp(2n) */
+  if (a == 0) return 0;
+  return a < 0 ? negate_wrap(t) : t;
 }
 
 static int count_leading_zeros(uint32_t x) {
@@ -440,4 +480,51 @@ void tg_requantize(const tg_requant_params* p, const int8_t* in, int8_t* out) {
                       p->out_zero_point;
     out[i] = (int8_t)clamp(v, -128, 127);
   }
+}
+
+/* --- activations -------------------------------------------------------------------- */
+
+void tg_logistic(const tg_act_params* p, const int8_t* in, int8_t* out) {
+  int32_t i;
+  for (i = 0; i < p->count; ++i) {
+    const int32_t x = (int32_t)in[i] - p->in_zero_point;
+    if (x <= -p->range_radius) {
+      out[i] = -128;
+    } else if (x >= p->range_radius) {
+      out[i] = 127;
+    } else {
+      const int32_t q4 = tg_mul_by_quantized_multiplier(x, p->multiplier, p->shift);
+      out[i] = (int8_t)clamp(rounding_divide_by_pot(logistic_q4(q4), 23) - 128, -128, 127);
+    }
+  }
+}
+
+void tg_tanh(const tg_act_params* p, const int8_t* in, int8_t* out) {
+  int32_t i;
+  for (i = 0; i < p->count; ++i) {
+    const int32_t x = (int32_t)in[i] - p->in_zero_point;
+    if (x <= -p->range_radius) {
+      out[i] = -128;
+    } else if (x >= p->range_radius) {
+      out[i] = 127;
+    } else {
+      const int32_t q4 = tg_mul_by_quantized_multiplier(x, p->multiplier, p->shift);
+      out[i] = (int8_t)clamp(rounding_divide_by_pot(tanh_q4(q4), 24), -128, 127);
+    }
+  }
+}
+
+void tg_relu(const tg_act_params* p, const int8_t* in, int8_t* out) {
+  int32_t i;
+  for (i = 0; i < p->count; ++i) {
+    const int32_t v = p->out_offset + tg_mul_by_quantized_multiplier(
+                                          (int32_t)in[i] - p->in_zero_point, p->multiplier,
+                                          p->shift);
+    out[i] = (int8_t)clamp(v, p->act_min, p->act_max);
+  }
+}
+
+void tg_clamp(const tg_act_params* p, const int8_t* in, int8_t* out) {
+  int32_t i;
+  for (i = 0; i < p->count; ++i) out[i] = (int8_t)clamp(in[i], p->act_min, p->act_max);
 }

@@ -101,6 +101,18 @@ typedef struct {
 
 void tg_requantize(const tg_requant_params* p, const int8_t* in, int8_t* out);
 
+/* Elementwise activations: LOGISTIC/TANH (gemmlowp fixed point with 4 integer bits),
+ * RELU (requantize then clamp), RELU6 (clamp in the input's quantization). */
+typedef struct {
+  int32_t count, in_zero_point, range_radius, multiplier, shift;
+  int32_t out_offset, act_min, act_max;
+} tg_act_params;
+
+void tg_logistic(const tg_act_params* p, const int8_t* in, int8_t* out);
+void tg_tanh(const tg_act_params* p, const int8_t* in, int8_t* out);
+void tg_relu(const tg_act_params* p, const int8_t* in, int8_t* out);
+void tg_clamp(const tg_act_params* p, const int8_t* in, int8_t* out);
+
 #ifdef __cplusplus
 }
 #endif
