@@ -1,5 +1,5 @@
 """The IMU front-end's two twins give identical bytes on real recordings (issue 13, item 5):
-tinygen/frontend/imu.py and templates/frontend/src/tinygen_imu_frontend.c compiled by the
+tinygen/frontend/imu.py and templates/input-imu/src/tinygen_imu_frontend.c compiled by the
 host gcc (and warning-free for the Cortex-M4F with arm-none-eabi-gcc)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tinygen.frontend.imu import ImuFrontend
 from tinygen.frontend.spec import InputSpec, load_input_spec, parse_input_spec
 from tinygen.model.int8_runner import quantize_input
 
-SRC = REPO / "templates" / "frontend" / "src"
+SRC = REPO / "templates" / "input-imu" / "src"
 GESTURE = REPO / "examples" / "gesture"
 FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 # The gesture example's int8 input quantization (tinygen convert examples/gesture/model.h5).

@@ -91,8 +91,9 @@ def read_ini_value(project: Path, key: str) -> str | None:
 def template_origin(project_manifest: dict[str, Any], rel: str) -> str | None:
     """Which template a generated file came from (for compiler errors)."""
     root = resources.files("tinygen._templates")
+    sensor = project_manifest.get("sensor") or {}
     trees = template_trees(project_manifest.get("engine", "tflm"),
-                           project_manifest.get("template", ""))
+                           project_manifest.get("template", ""), sensor.get("sensor"))
     for tree in trees:
         for name in (rel, rel + ".jinja"):
             if tree and root.joinpath(tree).joinpath(name).is_file():

@@ -1,4 +1,4 @@
-"""IMU front-end, Python twin of templates/frontend/src/tinygen_imu_frontend.c.
+"""IMU front-end, Python twin of templates/input-imu/src/tinygen_imu_frontend.c.
 
 Samples (one float per channel, in the spec's channel order and units) arrive one at a
 time; every ``stride`` samples once ``window`` samples have arrived, the last ``window``

@@ -29,6 +29,7 @@ TG_HANDLER(PendSV_Handler);
 TG_HANDLER(SysTick_Handler);
 TG_HANDLER(UART0_RX_IRQHandler); /* IRQ 0: CMSDK UART0 receive */
 TG_HANDLER(UART0_TX_IRQHandler); /* IRQ 1: CMSDK UART0 transmit */
+TG_HANDLER(UART1_RX_IRQHandler); /* IRQ 2: CMSDK UART1 receive (the emulated sensor) */
 
 typedef void (*Vector)(void);
 
@@ -49,7 +50,7 @@ __attribute__((section(".isr_vector"), used)) const Vector g_vector_table[16 + 3
     PendSV_Handler,
     SysTick_Handler,
     /* IRQ 0..31 */
-    UART0_RX_IRQHandler, UART0_TX_IRQHandler, Default_Handler, Default_Handler,
+    UART0_RX_IRQHandler, UART0_TX_IRQHandler, UART1_RX_IRQHandler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler,

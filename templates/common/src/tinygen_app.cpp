@@ -38,6 +38,32 @@ void send_error(const char* code, const Frame* frame, const char* text) {
   send(w);
 }
 
+// Runs the engine on what is in runner_input() and sends the inf frame (or an err frame
+// tied to the input frame, if there is one).
+void infer_and_report(uint32_t seq, const Frame* frame) {
+  const uint32_t start = g_io.micros ? g_io.micros() : 0;
+  const Status status = runner_invoke();
+  const uint32_t latency = g_io.micros ? g_io.micros() - start : 0;
+  if (status.code) {
+    send_error(status.code, frame, status.text);
+    return;
+  }
+  const int8_t* scores = runner_output();
+  int top = 0;
+  for (int i = 1; i < TINYGEN_OUTPUT_COUNT; ++i) {
+    if (scores[i] > scores[top]) top = i;
+  }
+  FrameWriter w(g_out, sizeof(g_out));
+  w.begin("inf");
+  w.add_uint(seq);
+  w.add_uint(latency);
+  w.add_int(top);
+  for (int i = 0; i < TINYGEN_OUTPUT_COUNT; ++i) w.add_int(scores[i]);
+  send(w);
+}
+
+uint32_t g_sensor_seq = 0;
+
 void run_input(const Frame& frame) {
   if (!g_ready) {
     send_error("alloc", &frame, "model not ready");
@@ -55,25 +81,7 @@ void run_input(const Frame& frame) {
                " int8 values as base64");
     return;
   }
-  const uint32_t start = g_io.micros ? g_io.micros() : 0;
-  const Status status = runner_invoke();
-  const uint32_t latency = g_io.micros ? g_io.micros() - start : 0;
-  if (status.code) {
-    send_error(status.code, &frame, status.text);
-    return;
-  }
-  const int8_t* scores = runner_output();
-  int top = 0;
-  for (int i = 1; i < TINYGEN_OUTPUT_COUNT; ++i) {
-    if (scores[i] > scores[top]) top = i;
-  }
-  FrameWriter w(g_out, sizeof(g_out));
-  w.begin("inf");
-  w.add_uint(frame.seq);
-  w.add_uint(latency);
-  w.add_int(top);
-  for (int i = 0; i < TINYGEN_OUTPUT_COUNT; ++i) w.add_int(scores[i]);
-  send(w);
+  infer_and_report(frame.seq, &frame);
 }
 
 void handle_line(const char* line, size_t len) {
@@ -114,6 +122,9 @@ void app_hello() {
   w.add_key("labels", TINYGEN_LABELS);
   w.add_key("fw", TINYGEN_VERSION);
   w.add_key("mode", TINYGEN_MODE);
+#ifdef TINYGEN_SENSOR
+  w.add_key("sensor", TINYGEN_SENSOR);
+#endif
   w.add_key("engine", runner_engine());
   send(w);
 }
@@ -136,5 +147,15 @@ void app_feed(const char* data, size_t len) {
 }
 
 bool app_ready() { return g_ready; }
+
+void app_infer(const int8_t* input) {
+  const uint32_t seq = g_sensor_seq++;
+  if (!g_ready || !runner_input()) {
+    send_error("alloc", kNoFrame, "model not ready");
+    return;
+  }
+  for (size_t i = 0; i < TINYGEN_INPUT_BYTES; ++i) runner_input()[i] = input[i];
+  infer_and_report(seq, kNoFrame);
+}
 
 }  // namespace tinygen

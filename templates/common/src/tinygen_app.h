@@ -27,6 +27,10 @@ void app_hello();
 // True once the engine is ready for inference.
 bool app_ready();
 
+// Sensor mode: one window from the front-end (TINYGEN_INPUT_BYTES int8 values) -> an inf
+// frame; its seq counts the windows from 0.
+void app_infer(const int8_t* input);
+
 }  // namespace tinygen
 
 #endif  // TINYGEN_APP_H_
