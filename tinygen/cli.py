@@ -260,6 +260,10 @@ ENGINE_OPTION = click.option(
     "--engine", type=click.Choice(["tflm", "aot"]), default=None,
     help="Inference engine: tflm (TensorFlow Lite Micro) or aot (tinygen's generated C). "
          "Default: the board profile's.")
+ARENA_OPTION = click.option(
+    "--arena", "arena_bytes", type=click.IntRange(min=16), metavar="BYTES",
+    help="Tensor arena to configure instead of the measured need + 5% (TFLM engine). "
+         "The board reports what it really uses in its hello (used=).")
 
 
 def _with_engine(board: Any, engine: str | None) -> Any:
@@ -269,12 +273,29 @@ def _with_engine(board: Any, engine: str | None) -> Any:
     return dataclasses.replace(board, engine=engine) if engine else board
 
 
-def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> Any:
+def _no_arena_for_project(arena_bytes: int | None, project: Path) -> None:
+    if arena_bytes is not None:
+        from .errors import InputFileError
+
+        raise InputFileError(f"--arena applies when rendering a model; {project} is rendered",
+                             hint="render it again with --arena, or pass the model")
+
+
+def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
+            arena_bytes: int | None = None) -> Any:
+    import dataclasses
+
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
 
     out_dir = out or default_out_dir(board, model)
     spec = model_spec_for(model, opts, progress, project_dir=out_dir)
+    if arena_bytes is not None:
+        spec = dataclasses.replace(spec, arena_override=arena_bytes)
+        if arena_bytes < spec.arena_measured:
+            progress(f"WARNING: --arena {arena_bytes:,} B is below the {spec.arena_measured:,} B "
+                     f"the TFLM interpreter needs on this host; a 32-bit board needs less (it "
+                     f"reports used= in its hello) but AllocateTensors fails if it is too small")
     result = render_project(spec, board, out_dir, mode=mode)
     for warning in result.manifest["warnings"]:
         progress(f"WARNING: {warning}")
@@ -292,11 +313,13 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str) -> 
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION
+@ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True,
               help="Print the AOT engine's memory plan (tensor, offset, size, live range).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
-           out: Path | None, engine: str | None, verbose: bool, as_json: bool) -> None:
+           out: Path | None, engine: str | None, arena_bytes: int | None, verbose: bool,
+           as_json: bool) -> None:
     """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
 
     MODEL is an int8 .tflite (from `tinygen convert`) or a Keras model / SavedModel,
@@ -313,7 +336,7 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
     from .boards import load_board
 
     board = _with_engine(load_board(board_name), engine)
-    result = _render(board, model, convert_opts, out, input_mode)
+    result = _render(board, model, convert_opts, out, input_mode, arena_bytes)
     out_dir = result.out_dir
     m = result.manifest
     if as_json:
@@ -324,8 +347,10 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
                f"{len(result.unchanged)} unchanged")
     click.echo(f"  model {m['model_file']} {m['model_bytes']:,} B, ops: "
                f"{', '.join(o['name'] for o in m['ops']) or ', '.join(m['aot']['op_names'])}")
-    click.echo(f"  arena {m['arena']['bytes']:,} B ({m['arena']['measured']:,} B measured + "
-               f"{m['arena']['margin']:,} B margin, {m['arena']['placement']}"
+    how = (f"{m['arena']['margin_rule']}; {m['arena']['measured']:,} B measured"
+           if m["arena"]["margin"] < 0 or "--arena" in m["arena"].get("margin_rule", "")
+           else f"{m['arena']['measured']:,} B measured + {m['arena']['margin']:,} B margin")
+    click.echo(f"  arena {m['arena']['bytes']:,} B ({how}, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
     if "aot" in m:
         click.echo(f"  engine aot: RAM plan {m['aot']['ram_bytes']:,} B (activation floor "
@@ -347,10 +372,12 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
 @click.option("--artifacts", type=click.Path(path_type=Path), metavar="DIR",
               help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
 @ENGINE_OPTION
+@ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
 def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
-          artifacts: Path | None, engine: str | None, verbose: bool, as_json: bool) -> None:
+          artifacts: Path | None, engine: str | None, arena_bytes: int | None, verbose: bool,
+          as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
     TARGET is a project folder written by `tinygen render`, or a model (then it is
@@ -377,12 +404,13 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
         if engine and engine != pm.get("engine"):
             raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
                              f"{engine}", hint=f"render it again with --engine {engine}")
+        _no_arena_for_project(arena_bytes, project)
     else:
         if not board_name:
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
         board = _with_engine(load_board(board_name), engine)
-        project = _render(board, target, convert_opts, out, "serial").out_dir
+        project = _render(board, target, convert_opts, out, "serial", arena_bytes).out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
     if as_json:
@@ -410,10 +438,11 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
               help="Log the inference stream while monitoring.")
 @click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
 @ENGINE_OPTION
+@ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
 def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
           port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
-          engine: str | None, verbose: bool) -> None:
+          engine: str | None, arena_bytes: int | None, verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -430,7 +459,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     from .boards import load_board
     from .build import build_project, read_project
     from .errors import BoardError
-    from .flash import FlashPlan, describe_commands, port_for, upload, wait_for_hello
+    from .flash import FlashPlan, arena_report, describe_commands, port_for, upload, wait_for_hello
     from .render import default_out_dir
 
     board = _with_engine(load_board(board_name), engine)
@@ -455,8 +484,9 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
         pm = read_project(project)
         if pm["board"] != board.name:
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}")
+        _no_arena_for_project(arena_bytes, project)
     else:
-        project = _render(board, target, convert_opts, out, "serial").out_dir
+        project = _render(board, target, convert_opts, out, "serial", arena_bytes).out_dir
     pm = read_project(project)
     port_now = port_for(board, port)  # fail before the long build if no board is there
     build_project(project, verbose=verbose, progress=progress)
@@ -464,6 +494,8 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     upload(plan, port_now, verbose, progress)
     hello = wait_for_hello(board, port, pm["model_sha256"])
     progress(f"verified: {board.name} runs model {hello.model} (tinygen {hello.fw})")
+    for line in arena_report(hello, board.name, str(target)):
+        progress(line)
     if no_monitor:
         return
     from .monitor import MonitorOptions, run_monitor

@@ -6,6 +6,7 @@ frame (asking with `who`) and checks that it reports the sha256 of the model jus
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -121,6 +122,23 @@ def wait_for_hello(board: Board, port: str | None, expected_model: str,
         f"no hello from {board.name} within {timeout:.0f} s after upload ({last_error})",
         hint="the firmware may not have started; open `tinygen monitor` to see its output",
     )
+
+
+def arena_report(hello: Hello, board_name: str, target: str) -> list[str]:
+    """Configured vs used arena from the board's hello, and how to tighten it."""
+    used_text = hello.extra.get("used")
+    if hello.arena is None or not used_text or not used_text.isdigit() or int(used_text) == 0:
+        return []
+    configured, used = hello.arena, int(used_text)
+    lines = [(f"arena: {configured:,} B configured, {used:,} B used on the board "
+              f"({used / configured:.0%})")]
+    suggested = -(-(used + math.ceil(used * 0.05)) // 16) * 16
+    if suggested < configured:
+        lines.append(
+            f"  to tighten it: tinygen flash --board {board_name} {target} --arena {suggested} "
+            f"(used + 5%; kernels may take more while they prepare, so check that the board "
+            f"answers after it)")
+    return lines
 
 
 def default_progress(message: str) -> None:
