@@ -4,12 +4,17 @@ from tensor lifetimes at generation time.
 A tensor lives from the operator that writes it (model inputs: from the start) to the last
 operator that reads it (model outputs: to the end). Reshape-like operators (RESHAPE,
 SQUEEZE, EXPAND_DIMS) do not move bytes: their output is an alias of their input and the
-two share one buffer and one lifetime. Buffers are placed greedily, largest first, each at
-the lowest offset free of every buffer whose lifetime overlaps its own.
+two share one buffer and one lifetime. Each buffer goes at the lowest offset free of every
+buffer whose lifetime overlaps its own; the order of placement is searched (largest first,
+by first use, by lifetime, then seeded shuffles) and the lowest peak kept, stopping early
+at the activation floor (the largest sum of buffers alive at one operator: no plan can go
+below it).
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .graph import Graph
@@ -88,22 +93,58 @@ def plan_memory(graph: Graph) -> Plan:
         touch(t, max(n_ops - 1, 0))
     buffers = [Buffer(root=r, tensors=sorted(ts), size=max(graph.nbytes(t) for t in ts),
                       first=first[r], last=last[r]) for r, ts in members.items()]
-    placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.root)):
-        busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed
+    floor = max((sum(b.size for b in buffers if b.first <= k <= b.last)
+                 for k in range(max(n_ops, 1))), default=0)
+    best: list[int] | None = None
+    best_peak = 0
+    for order in _orders(buffers):
+        offsets = _place(order)
+        peak = max((off + b.size for off, b in zip(offsets, order)), default=0)
+        if best is None or peak < best_peak:
+            best, best_peak = [0] * len(buffers), peak
+            for off, b in zip(offsets, order):
+                best[buffers.index(b)] = off
+        if best_peak <= _align(floor):
+            break
+    for buf, off in zip(buffers, best or []):
+        buf.offset = off
+    plan = Plan(buffers=sorted(buffers, key=lambda b: b.offset))
+    for buf in buffers:
+        for t in buf.tensors:
+            plan.tensor_buffer[t] = buf
+    plan.peak_bytes = _align(max((b.offset + b.size for b in buffers), default=0))
+    plan.floor_bytes = floor
+    return plan
+
+
+SEARCH_ORDERS = 400  # seeded random placement orders tried after the heuristics
+
+
+def _orders(buffers: list[Buffer]) -> Iterator[list[Buffer]]:
+    """Placement orders to try: largest first (TFLM's greedy rule), by first use, by
+    lifetime length, then seeded shuffles. Deterministic."""
+    yield sorted(buffers, key=lambda b: (-b.size, b.first, b.root))
+    yield sorted(buffers, key=lambda b: (b.first, -b.size, b.root))
+    yield sorted(buffers, key=lambda b: (b.first - b.last, -b.size, b.root))
+    rng = random.Random(0)
+    base = sorted(buffers, key=lambda b: b.root)
+    for _ in range(SEARCH_ORDERS):
+        order = list(base)
+        rng.shuffle(order)
+        yield order
+
+
+def _place(order: list[Buffer]) -> list[int]:
+    """Each buffer at the lowest aligned offset free of every placed buffer whose lifetime
+    overlaps its own."""
+    offsets: list[int] = []
+    for i, buf in enumerate(order):
+        busy = sorted((offsets[j], offsets[j] + _align(p.size)) for j, p in enumerate(order[:i])
                       if p.first <= buf.last and buf.first <= p.last)
         offset = 0
         for start, end in busy:
             if offset + buf.size <= start:
                 break
             offset = max(offset, end)
-        buf.offset = offset
-        placed.append(buf)
-    plan = Plan(buffers=sorted(buffers, key=lambda b: b.offset))
-    for buf in buffers:
-        for t in buf.tensors:
-            plan.tensor_buffer[t] = buf
-    plan.peak_bytes = _align(max((b.offset + b.size for b in buffers), default=0))
-    plan.floor_bytes = max((sum(b.size for b in buffers if b.first <= k <= b.last)
-                            for k in range(max(n_ops, 1))), default=0)
-    return plan
+        offsets.append(offset)
+    return offsets
