@@ -516,6 +516,10 @@ from .emulate_cli import add_commands as add_emulate_commands
 
 add_emulate_commands(cli, convert_options)  # emulate, validate
 
+from .dataset_cli import dataset
+
+cli.add_command(dataset)
+
 
 def main() -> None:
     try:

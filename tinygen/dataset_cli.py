@@ -1,0 +1,73 @@
+"""``tinygen dataset ...``: the click commands (flags -> tinygen/dataset.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def dataset() -> None:
+    """Turn recordings into the .npz files that training, convert and validate take."""
+
+
+@dataset.command("audio")
+@click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE.npz", required=True,
+              help="Where to write x, y, labels (and files, frontend, pattern fields).")
+@click.option("--like", "like", type=click.Path(path_type=Path), metavar="MODEL",
+              help="Take the front-end parameters and label order from this model: its "
+                   "converted .tflite (sidecar), or a Keras model with MODEL.audio.json.")
+@click.option("--labels", metavar="a,b,c|FILE",
+              help="Label order (default: the model's with --like, else sorted names).")
+@click.option("--pattern", metavar="PATTERN",
+              help="Labels from file names instead of subfolders, e.g. "
+                   "'{label}_{speaker}_{index}.wav' (FSDD).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
+def audio(root: Path, out: Path, like: Path | None, labels: str | None, pattern: str | None,
+          as_json: bool) -> None:
+    """Features of the wav files under DIR, made the way the device makes them.
+
+    Labels are the subfolder names (DIR/yes/*.wav, DIR/no/*.wav) or come from --pattern.
+    Each clip becomes mono 16-bit at the model's sample rate (other rates are resampled
+    with a polyphase windowed-sinc filter; stereo is averaged), is padded to the model's
+    clip length (centred) or cut to its loudest stretch, and goes through the Python twin
+    of the firmware's log-mel front-end (docs/audio.md). Without --like, the default
+    front-end: 16 kHz, 1 s clips, 30 ms windows every 20 ms, 32 mel bands.
+
+    \b
+    Examples:
+      tinygen dataset audio my_words/ --out words.npz
+      tinygen dataset audio recordings/ --pattern '{label}_{speaker}_{index}.wav' --out d.npz
+      tinygen dataset audio new_clips/ --like firmware_out/model_int8.tflite --out eval.npz
+    """
+    from .dataset import build_audio_dataset, frontend_like, write_audio_dataset
+    from .errors import InputFileError
+
+    if out.suffix.lower() != ".npz":
+        raise InputFileError(f"--out {out}: the output must end in .npz")
+    params = label_list = None
+    if like is not None:
+        params, label_list = frontend_like(like)
+    if labels is not None:
+        spec = Path(labels)
+        label_list = ([ln.strip() for ln in spec.read_text().splitlines() if ln.strip()]
+                      if spec.is_file() else [s.strip() for s in labels.split(",") if s.strip()])
+    ds = build_audio_dataset(root, params, label_list, pattern,
+                             progress=lambda m: click.echo(m, err=True))
+    write_audio_dataset(ds, out)
+    summary = {"out": str(out), **ds.summary()}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in summary["per_label"].items())
+    click.echo(f"wrote {out}: {summary['samples']} clips -> x {tuple(ds.x.shape)} ({counts})")
+    for rate, n in summary["resampled_from_hz"].items():
+        click.echo(f"  {n} clips resampled from {rate} Hz to {ds.params.sample_rate_hz} Hz")
+    if ds.stereo:
+        click.echo(f"  {ds.stereo} stereo clips mixed to mono")
+    if ds.clipped:
+        click.echo(f"  WARNING: {len(ds.clipped)} clips are clipped (over 1 % of samples at "
+                   f"full scale), e.g. {ds.clipped[0]}: record them quieter")
