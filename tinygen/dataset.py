@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio.features import FrontendParams, LogMel, params_from_json
+from .audio.features import FrontendParams, LogMel, find_frontend, params_from_json
 from .audio.wav import fit_clip, load_for_model
 from .errors import InputFileError
 from .fileio import write_files_atomically
@@ -99,15 +99,11 @@ def frontend_like(model: Path) -> tuple[FrontendParams, list[str]]:
             raise InputFileError(f"--like {model}: not readable JSON ({exc})") from None
         return _from_meta(meta, model.name)
     base = model.with_suffix("") if model.is_file() else model
-    spec = Path(f"{base}.audio.json")
-    if not spec.is_file():
-        raise InputFileError(f"--like {model}: no {spec.name} beside it (the audio front-end "
-                             f"parameters the model was trained with)",
+    params = find_frontend(model)
+    if params is None:
+        raise InputFileError(f"--like {model}: no {base.name}.audio.json beside it (the audio "
+                             f"front-end parameters the model was trained with)",
                              hint="give the converted .tflite, or write MODEL.audio.json")
-    try:
-        params = params_from_json(json.loads(spec.read_text()))
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{spec.name} is not JSON ({exc})") from None
     labels: list[str] = []
     for cand in (Path(f"{base}.labels.txt"), model.parent / "labels.txt"):
         if cand.is_file():

@@ -23,8 +23,10 @@ fused multiply-adds and on its libm; integers do not.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -251,3 +253,32 @@ class LogMel:
         count = 1 + (len(samples) - p.window_samples) // p.hop_samples
         idx = np.arange(count)[:, None] * p.hop_samples + np.arange(p.window_samples)
         return self.frames(np.asarray(samples, dtype=np.int16)[idx])
+
+
+def load_frontend(path: Path) -> FrontendParams:
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path.name} is not JSON ({exc})") from None
+    return params_from_json(raw)
+
+
+def find_frontend(model_path: Path) -> FrontendParams | None:
+    """MODEL.audio.json beside the model (the front-end it was trained with), or None."""
+    base = model_path.with_suffix("") if model_path.is_file() else model_path
+    spec = Path(f"{base}.audio.json")
+    return load_frontend(spec) if spec.is_file() else None
+
+
+def check_input_shape(p: FrontendParams, shape: list[int]) -> None:
+    """The model's input must be frames x mel_bands (batch 1, an optional channel of 1)."""
+    dims = [d for d in shape[1:]] if shape and shape[0] == 1 else list(shape)
+    if dims and dims[-1] == 1 and len(dims) == 3:
+        dims = dims[:-1]
+    if dims != [p.frames, p.mel_bands]:
+        raise InputFileError(
+            f"the audio front-end makes {p.frames} x {p.mel_bands} features but the model "
+            f"input is {' x '.join(map(str, shape[1:]))}",
+            hint="MODEL.audio.json must hold the parameters the model was trained with")

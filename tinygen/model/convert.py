@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..audio.features import check_input_shape, find_frontend
 from ..errors import CalibrationError, InputFileError, UnsupportedModelError
 from ..fileio import write_files_atomically
 from ..frontend.spec import check_against_model, find_input_spec
@@ -165,6 +166,7 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         raise InputFileError(f"evaluation file {opts.eval_path}: no such file",
                              hint="check the path")
     spec = find_input_spec(mf.path, opts.input_spec)  # a broken spec fails before converting
+    audio = find_frontend(mf.path)  # MODEL.audio.json: the keyword model's audio front-end
     out = opts.out or default_out(model_path)
     if out.suffix.lower() != ".tflite":
         raise InputFileError(f"--out {out}: the output must end in .tflite")
@@ -210,6 +212,8 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
     if spec is not None:
         check_against_model(spec, list(tfl.input_tensors()[0].shape),
                             opts.input_spec.name if opts.input_spec else "beside the model")
+    if audio is not None:
+        check_input_shape(audio, list(tfl.input_tensors()[0].shape))
 
     evaluation = None
     if opts.eval_path is not None:
@@ -240,8 +244,11 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "ops": [{"name": o["name"], "version": o["version"]} for o in report["ops"]],
         "parameters": report["parameters"],
         "arena": report["arena"],
-        "input_kind": opts.input_kind or (spec.sensor if spec else None),
-        "sample_rate_hz": opts.sample_rate_hz or (spec.rate_hz if spec else None),
+        "input_kind": opts.input_kind or (spec.sensor if spec else None)
+        or ("audio" if audio else None),
+        "sample_rate_hz": opts.sample_rate_hz or (spec.rate_hz if spec else None)
+        or (audio.sample_rate_hz if audio else None),
+        "audio_frontend": audio.to_json() if audio else None,
         "input_spec": spec.to_json() if spec else None,
         "calibration": calibration,
         "evaluation": evaluation,
