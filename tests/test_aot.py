@@ -301,3 +301,32 @@ def test_op_outside_the_aot_set_is_refused_with_a_hint(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "LEAKY_RELU" in proc.stderr and "--engine tflm" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "proj").exists()
+
+
+def test_keras_layers_model_equals_tflm(tmp_path: Path) -> None:
+    """What common Keras layers lower to: Normalization (SUB, MUL), Conv1D with stride and
+    dilation (RESHAPE, CONV_2D), BatchNormalization (folded), ReLU, Dropout (gone),
+    GlobalMaxPooling1D (REDUCE_MAX), Dense + softmax."""
+    import tensorflow as tf
+
+    keras = tf.keras
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(48, 50, 6)) * 3 + 1).astype(np.float32)
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(x)
+    inp = keras.Input((50, 6), batch_size=1)
+    h = keras.layers.Conv1D(8, 5, strides=2, padding="same")(norm(inp))
+    h = keras.layers.Dropout(0.2)(keras.layers.ReLU()(keras.layers.BatchNormalization()(h)))
+    h = keras.layers.Conv1D(12, 3, dilation_rate=2, activation="relu")(h)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalMaxPooling1D()(h))
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s[None]] for s in x[:24])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    data = bytes(converter.convert())
+    model = build_model(data, "keras_layers")
+    assert {op.name for op in model.graph.ops} >= {"SUB", "MUL", "CONV_2D", "REDUCE_MAX"}
+    counts = compare(data, quantize_input(model, x[24:]), tmp_path, "keras_layers")
+    assert counts["differing"] == 0
