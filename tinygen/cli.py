@@ -307,9 +307,10 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
               help="Target board (see `tinygen boards`).")
 @click.argument("model", type=click.Path(path_type=Path))
 @convert_options
-@click.option("--input", "input_mode", type=click.Choice(["serial"]), default="serial",
-              show_default=True,
-              help="Where the firmware gets its input: 'serial' = input frames from the host.")
+@click.option("--input", "input_mode", type=click.Choice(["serial", "sensor"]),
+              default="serial", show_default=True,
+              help="Where the firmware gets its input: 'serial' = input frames from the host; "
+                   "'sensor' = the board's sensor, through the model's input spec.")
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION

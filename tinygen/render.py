@@ -43,7 +43,8 @@ COMMON_TREE = "common"
 ARENA_MARGIN_FRACTION = 0.05
 ARENA_MARGIN_MIN = 0
 ARENA_ALIGN = 16
-MODES = ("serial",)
+MODES = ("serial", "sensor")
+SENSOR_MANIFEST_KEYS = ("sensor", "part", "rate_hz", "channels", "window", "stride")
 # A board profile's `platformio.platform` of the form "tinygen:NAME" names a PlatformIO
 # platform shipped inside tinygen (boards/platforms/NAME). It is copied into the project as
 # platform/ and referenced relative to the project, so the project is self-contained and its
@@ -75,6 +76,7 @@ class ModelSpec:
     input_kind: str | None = None
     sample_rate_hz: float | None = None
     arena_override: int | None = None  # --arena BYTES: configured instead of measure + margin
+    input_spec: dict[str, Any] | None = None  # convert's input spec (sensor, window, ...)
 
     @property
     def input_bytes(self) -> int:
@@ -107,7 +109,9 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
         arena = meta["arena"]["bytes"] if meta.get("arena") else None
         source = meta["source"]["file"]
         kind, rate = meta.get("input_kind"), meta.get("sample_rate_hz")
+        input_spec = meta.get("input_spec")
     else:
+        input_spec = None
         label_list, _ = parse_labels(labels, tflite_path, n_classes)
         arena, source, kind, rate = None, tflite_path.name, None, None
     if arena is None:
@@ -121,6 +125,7 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
         output_scale=out.quantization.scale[0], output_zero_point=out.quantization.zero_point[0],
         ops=[{"name": c.name, "version": c.version} for c in model.used_ops()],
         arena_measured=int(arena), input_kind=kind, sample_rate_hz=rate,
+        input_spec=input_spec,
     )
 
 
@@ -204,9 +209,72 @@ def _templates_root() -> Any:
     return resources.files("tinygen._templates")
 
 
-def template_trees(engine: str, template: str) -> tuple[str, ...]:
-    """The template trees a project is rendered from, in order (later ones may add files)."""
-    return (COMMON_TREE, f"engine-{engine}", template)
+def template_trees(engine: str, template: str, sensor: str | None = None) -> tuple[str, ...]:
+    """The template trees a project is rendered from, in order (later ones may add files);
+    ``sensor``: the front-end tree of sensor mode (input-imu)."""
+    front = (f"input-{sensor}",) if sensor else ()
+    return (COMMON_TREE, f"engine-{engine}", *front, template)
+
+
+# What the Arduino IMU libraries (Arduino_LSM9DS1, Arduino_BMI270_BMM150) read, by channel
+# name of the input spec: (C expression in the glue, unit of the library).
+IMU_CHANNELS = {
+    "ax": ("a[0]", "g"), "ay": ("a[1]", "g"), "az": ("a[2]", "g"),
+    "gx": ("g[0]", "dps"), "gy": ("g[1]", "dps"), "gz": ("g[2]", "dps"),
+    "mx": ("m[0]", "uT"), "my": ("m[1]", "uT"), "mz": ("m[2]", "uT"),
+}
+
+
+def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dict[str, Any]:
+    """The glue's reading for each channel of the spec; BoardError for channels or units the
+    chip's library does not give (the model must see what it was trained on)."""
+    assert spec.input_spec is not None
+    channels, units = spec.input_spec["channels"], spec.input_spec.get("units") or {}
+    unknown = [c for c in channels if c not in IMU_CHANNELS]
+    wrong = [f"{c} in {units[c]} (the chip gives {IMU_CHANNELS[c][1]})" for c in channels
+             if c in IMU_CHANNELS and c in units and units[c] != IMU_CHANNELS[c][1]]
+    if unknown or wrong:
+        what = (f"channels {', '.join(unknown)} are not ones the {sensor.get('part')} glue "
+                f"reads" if unknown else f"units differ: {'; '.join(wrong)}")
+        raise BoardError(
+            f"{spec.tflite_path.name} on {board.name}: {what}",
+            hint=f"name the input spec's channels from {' '.join(IMU_CHANNELS)} in the units "
+                 "g, dps, uT (and train on data in those units), or --input serial")
+    sources = [IMU_CHANNELS[c][0] for c in channels]
+    return {"sources": sources, "reads": sorted({src[0] for src in sources}),
+            "library": sensor["library"], "include": sensor["include"]}
+
+
+def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
+    """Sensor mode: the model's input spec, checked against what the board can read."""
+    if not spec.input_spec:
+        raise InputFileError(
+            f"{spec.tflite_path.name} has no input spec: sensor mode needs to know the sensor, "
+            "rate, channels, window and stride the model was trained with",
+            hint="convert with --input-spec FILE.json (or MODEL.input.json beside the model), "
+                 "or render with --input serial",
+        )
+    kind = spec.input_spec["sensor"]
+    fitting = [s for s in board.sensors if s.get("kind") == kind]
+    have = ", ".join(f"{s.get('kind')} ({s.get('part', '?')})" for s in board.sensors) or "none"
+    if not fitting:
+        raise BoardError(f"{board.name} has no {kind} sensor for {spec.tflite_path.name} "
+                         f"(its sensors: {have})",
+                         hint="pick a board with that sensor (`tinygen boards`), or "
+                              "--input serial")
+    if not fitting[0].get("glue"):
+        raise BoardError(f"{board.name}: tinygen has no {kind} glue for its "
+                         f"{fitting[0].get('part', kind)} yet (its sensors: {have})",
+                         hint="--input serial feeds the model over the serial port; boards "
+                              "with IMU glue: nano33ble, nano33ble_sense_rev2, qemu-m4")
+    glue = _imu_channel_sources(spec, board, fitting[0]) \
+        if fitting[0].get("glue") == "arduino-imu" else {}
+    mean = (spec.input_spec.get("normalize") or {}).get("mean")
+    std = (spec.input_spec.get("normalize") or {}).get("std")
+    return {**spec.input_spec, **glue, "part": fitting[0].get("part"),
+            "channel_count": len(spec.input_spec["channels"]),
+            "mean_text": ", ".join(_float_text(v) + "f" for v in mean) if mean else None,
+            "std_text": ", ".join(_float_text(v) + "f" for v in std) if std else None}
 
 
 def _resource_files(root: Any) -> list[tuple[str, Any]]:
@@ -265,6 +333,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         raise InputFileError(f"input mode '{mode}' is not available yet",
                              hint=f"modes: {', '.join(MODES)}")
     ops = resolver_ops(spec, board) if board.engine == "tflm" else []
+    sensor = sensor_plan(spec, board) if mode == "sensor" else None
     aot = None
     if board.engine == "aot":  # tinygen's own engine: generated C, arena = the plan's peak
         from .aot.project import aot_parts
@@ -284,6 +353,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "board": board,
         "pio": pio,
         "mode": mode,
+        "sensor": sensor,
         "ops": ops,
         "ops_library": board.tflm.get("library") or board.tflm["ops_table"],
         "arena": arena,
@@ -303,7 +373,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
     files: dict[str, bytes] = {}
-    for tree in template_trees(board.engine, board.template):
+    for tree in template_trees(board.engine, board.template,
+                               sensor["sensor"] if sensor else None):
         for rel, res in _template_files(tree):
             text = res.read_text()
             if rel.endswith(".jinja"):
@@ -328,6 +399,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "template": board.template,
         "tflm_library": board.tflm.get("library"),
         "mode": mode,
+        "sensor": ({k: sensor[k] for k in SENSOR_MANIFEST_KEYS} if sensor else None),
         "model_sha256": spec.sha256,
         "model_file": spec.tflite_path.name,
         "model_bytes": len(spec.data),

@@ -1,0 +1,70 @@
+"""Sensor mode rendered for the Arduino boards (issue 13): the IMU glue reads exactly the
+channels of the model's input spec, with the pinned library of the board's chip; a spec
+the chip cannot serve is refused with the reason. (Compiled against ArduinoCore-mbed 3.5.4
+and both IMU libraries as documented in docs/sensors.md; no Arduino core is available to CI.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO, assert_user_error, run_tinygen
+
+GESTURE = REPO / "examples" / "gesture"
+SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["gz", "ax", "ay", "az", "gx", "gy"],
+        "units": {"ax": "g", "gz": "dps"}, "window": 100, "stride": 25, "normalize": None}
+
+
+@pytest.fixture(scope="module")
+def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("imu")
+    (root / "spec.json").write_text(json.dumps(SPEC))
+    out = root / "imu.tflite"
+    proc = run_tinygen("convert", str(GESTURE / "model.h5"), "--input-spec",
+                       str(root / "spec.json"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("board,library,include", [
+    ("nano33ble", "arduino-libraries/Arduino_LSM9DS1@1.1.1", "Arduino_LSM9DS1.h"),
+    ("nano33ble_sense_rev2", "arduino-libraries/Arduino_BMI270_BMM150@1.2.3",
+     "Arduino_BMI270_BMM150.h"),
+])
+def test_imu_glue_reads_the_spec_channels(imu_model: Path, tmp_path: Path, board: str,
+                                          library: str, include: str) -> None:
+    proc = run_tinygen("render", "--board", board, "--input", "sensor", str(imu_model),
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    ini = (tmp_path / "p" / "platformio.ini").read_text()
+    assert f"    {library}\n" in ini
+    main = (tmp_path / "p" / "src" / "main.cpp").read_text()
+    assert f"#include <{include}>" in main
+    order = [main.index(f"sample[{k}] = {src};") for k, src in
+             enumerate(["g[2]", "a[0]", "a[1]", "a[2]", "g[0]", "g[1]"])]
+    assert order == sorted(order)
+    assert "IMU.readMagneticField" not in main  # no magnetometer channel in the spec
+    assert "tinygen::sensor_poll();" in main and "tinygen::sensor_begin()" in main
+    cfg = (tmp_path / "p" / "src" / "tinygen_sensor_config.h").read_text()
+    assert "#define TINYGEN_SENSOR_WINDOW 100" in cfg and "#define TINYGEN_SENSOR_STRIDE 25" in cfg
+    manifest = json.loads((tmp_path / "p" / "tinygen.json").read_text())
+    assert manifest["mode"] == "sensor" and manifest["sensor"]["channels"] == SPEC["channels"]
+
+
+def test_units_or_channels_the_chip_does_not_give_are_refused(tmp_path: Path) -> None:
+    for change, needle in ((
+            {"units": {"ax": "m/s2"}}, "units differ: ax in m/s2 (the chip gives g)"),
+            ({"channels": ["dim_0", "ax", "ay", "az", "gx", "gy"], "units": {"ax": "g"}},
+             "channels dim_0 are not")):
+        spec = tmp_path / "spec.json"
+        spec.write_text(json.dumps({**SPEC, **change}))
+        model = tmp_path / "m.tflite"
+        proc = run_tinygen("convert", str(GESTURE / "model.h5"), "--input-spec", str(spec),
+                           "--out", str(model))
+        assert proc.returncode == 0, proc.stderr
+        proc = run_tinygen("render", "--board", "nano33ble", "--input", "sensor", str(model),
+                           "--out", str(tmp_path / "p"))
+        assert_user_error(proc, needle)
+        assert not (tmp_path / "p").exists()
