@@ -183,6 +183,8 @@ def _tf_models() -> dict[str, tuple[object, tuple[int, ...]]]:
         "tanh": (fn(lambda x: tf.tanh(c3(x))), (6, 5, 4)),
         "relu_standalone": (fn(lambda x: tf.nn.relu(tf.concat([c3(x), x], -1))), (5, 4, 4)),
         "relu6_standalone": (fn(lambda x: tf.nn.relu6(tf.concat([c3(x), x], -1))), (5, 4, 4)),
+        "strided_slice_last_step": (fn(lambda x: c3(x)[:, -1, 1:, ::2]), (6, 5, 4)),
+        "strided_slice_negative_stride": (fn(lambda x: c3(x)[:, 4:0:-2, :, 1]), (6, 5, 4)),
     }
 
 
@@ -208,7 +210,7 @@ OP_MODELS = ["conv_same_stride2_relu6", "conv_valid_dilation2_relu",
              "add_broadcast", "sub_broadcast", "mul_broadcast", "concat_channels",
              "pad_then_valid_conv", "reduce_max_axis1", "expand_squeeze_conv1d", "mean_spatial",
              "softmax_rows_beta", "fc_relu_softmax", "logistic", "tanh", "relu_standalone",
-             "relu6_standalone"]
+             "relu6_standalone", "strided_slice_last_step", "strided_slice_negative_stride"]
 
 
 @pytest.fixture(scope="module")

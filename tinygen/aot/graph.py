@@ -37,6 +37,9 @@ OPTION_FIELDS: dict[str, list[tuple[str, str, Any]]] = {
     "CONCATENATION": [("axis", "i32", 0), ("activation", "i8", 0)],
     "RESHAPE": [("new_shape", "ivec", ())],
     "SQUEEZE": [("squeeze_dims", "ivec", ())],
+    "STRIDED_SLICE": [("begin_mask", "i32", 0), ("end_mask", "i32", 0),
+                      ("ellipsis_mask", "i32", 0), ("new_axis_mask", "i32", 0),
+                      ("shrink_axis_mask", "i32", 0), ("offset", "u8", 0)],
 }
 OPTION_FIELDS["AVERAGE_POOL_2D"] = OPTION_FIELDS["MAX_POOL_2D"]
 OPTION_FIELDS["REDUCE_MAX"] = OPTION_FIELDS["MEAN"]

@@ -307,6 +307,48 @@ def _activation(graph: Graph, op: Op, name: str) -> Call:
     return call
 
 
+def _strided_slice(graph: Graph, op: Op, name: str) -> Call:
+    """TFLite's StridedSlice index rules (begin/end masks, negative indices, shrink axes),
+    resolved here to a start, step and count per dimension."""
+    inp, out = op.inputs[0], op.outputs[0]
+    shape = _shape(graph, inp)
+    o = op.options
+    if o["ellipsis_mask"] or o["new_axis_mask"] or o["offset"] or len(shape) > 5:
+        raise UnsupportedModelError("STRIDED_SLICE with ellipsis/new-axis masks, offset, or "
+                                    "over more than 5 dimensions", hint="use `--engine tflm`")
+    if _q(graph, inp) != _q(graph, out):
+        raise UnsupportedModelError("STRIDED_SLICE that changes quantization")
+    begin, end, strides = (np.asarray(graph.const(t)).ravel().tolist() for t in op.inputs[1:4])
+    start, step, count = [], [], []
+    for d, dim in enumerate(shape):
+        s = int(strides[d]) if d < len(strides) else 1
+        b = int(begin[d]) if d < len(begin) else 0
+        e = int(end[d]) if d < len(end) else dim
+        lo, hi = (0, dim) if s > 0 else (-1, dim - 1)
+        if o["begin_mask"] >> d & 1:
+            b = 0 if s > 0 else dim - 1
+        else:
+            b = min(max(b + dim if b < 0 else b, lo), hi)
+        if o["shrink_axis_mask"] >> d & 1:
+            e, s = b + 1, 1
+        elif o["end_mask"] >> d & 1:
+            e = dim if s > 0 else -1
+        else:
+            e = min(max(e + dim if e < 0 else e, lo), hi)
+        start.append(b)
+        step.append(s)
+        count.append(max(0, -(-(e - b) // s)))
+    if math.prod(count) != graph.nbytes(out):
+        raise UnsupportedModelError("STRIDED_SLICE: output size does not match the slice")
+    strides_el = [math.prod(shape[d + 1:]) for d in range(len(shape))]
+    pad = 5 - len(shape)
+    call = Call("tg_strided_slice", "tg_slice_params", {
+        "in_strides": [0] * pad + strides_el, "start": [0] * pad + start,
+        "step": [1] * pad + step, "count": [1] * pad + count})
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
 LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=False),
     "DEPTHWISE_CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=True),
@@ -318,6 +360,7 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "RESHAPE": _alias, "SQUEEZE": _alias, "EXPAND_DIMS": _alias,
     "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
     "LOGISTIC": _activation, "TANH": _activation, "RELU": _activation, "RELU6": _activation,
+    "STRIDED_SLICE": _strided_slice,
 }
 # Ops the AOT engine implements (a model with another op: UnsupportedModelError naming it).
 SUPPORTED_OPS = tuple(sorted(LOWERINGS))

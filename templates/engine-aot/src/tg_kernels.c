@@ -472,6 +472,25 @@ void tg_pad(const tg_pad_params* p, const int8_t* in, int8_t* out) {
   }
 }
 
+void tg_strided_slice(const tg_slice_params* p, const int8_t* in, int8_t* out) {
+  int32_t i0, i1, i2, i3, i4, o = 0;
+  for (i0 = 0; i0 < p->count[0]; ++i0) {
+    const int32_t a0 = (p->start[0] + i0 * p->step[0]) * p->in_strides[0];
+    for (i1 = 0; i1 < p->count[1]; ++i1) {
+      const int32_t a1 = a0 + (p->start[1] + i1 * p->step[1]) * p->in_strides[1];
+      for (i2 = 0; i2 < p->count[2]; ++i2) {
+        const int32_t a2 = a1 + (p->start[2] + i2 * p->step[2]) * p->in_strides[2];
+        for (i3 = 0; i3 < p->count[3]; ++i3) {
+          const int32_t a3 = a2 + (p->start[3] + i3 * p->step[3]) * p->in_strides[3];
+          for (i4 = 0; i4 < p->count[4]; ++i4) {
+            out[o++] = in[a3 + (p->start[4] + i4 * p->step[4]) * p->in_strides[4]];
+          }
+        }
+      }
+    }
+  }
+}
+
 void tg_requantize(const tg_requant_params* p, const int8_t* in, int8_t* out) {
   int32_t i;
   for (i = 0; i < p->count; ++i) {

@@ -101,6 +101,14 @@ typedef struct {
 
 void tg_requantize(const tg_requant_params* p, const int8_t* in, int8_t* out);
 
+/* STRIDED_SLICE over up to 5-D (constant begin/end/strides, resolved at generation). */
+typedef struct {
+  int32_t in_strides[5]; /* elements */
+  int32_t start[5], step[5], count[5];
+} tg_slice_params;
+
+void tg_strided_slice(const tg_slice_params* p, const int8_t* in, int8_t* out);
+
 /* Elementwise activations: LOGISTIC/TANH (gemmlowp fixed point with 4 integer bits),
  * RELU (requantize then clamp), RELU6 (clamp in the input's quantization). */
 typedef struct {
