@@ -330,3 +330,14 @@ def test_user_keras_model_with_other_layers(tmp_path: Path, env: dict[str, str])
     assert r["n"] == 100 and r["top1_agreement"] == 1.0
     assert r["identical"] == r["n"] and r["max_abs_error_lsb"] == 0
     assert r["accuracy"] == r["reference_accuracy"]["tflm"] > 0.8
+
+
+def test_relative_project_folder(example: dict[str, Any], env: dict[str, str],
+                                 tmp_path: Path) -> None:
+    """A project folder relative to the working directory, as the README's command makes
+    (firmware_out/qemu-m4-...): the shipped PlatformIO platform is found from there too."""
+    proc = run_tinygen("emulate", str(example["tflite"]), "--out", "fw/q", "--duration", "0.5",
+                       cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hello board=qemu-m4" in proc.stdout
+    assert (tmp_path / "fw" / "q" / "artifacts" / "firmware.elf").is_file()

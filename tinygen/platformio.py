@@ -108,6 +108,7 @@ def is_local(spec: str) -> bool:
 
 
 def local_platform_manifest(spec: str, project: Path) -> dict[str, Any] | None:
+    project = project.resolve()  # ${PROJECT_DIR} is absolute for PlatformIO too
     path = spec.split("://", 1)[1].replace("${PROJECT_DIR}", str(project))
     folder = Path(path) if os.path.isabs(path) else project / path
     try:
