@@ -68,3 +68,18 @@ def test_units_or_channels_the_chip_does_not_give_are_refused(tmp_path: Path) ->
                            "--out", str(tmp_path / "p"))
         assert_user_error(proc, needle)
         assert not (tmp_path / "p").exists()
+
+
+def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path) -> None:
+    proc = run_tinygen("render", "--board", "nano33ble_sense_rev2", str(imu_model),
+                       "--out", str(tmp_path / "rev2"))
+    assert proc.returncode == 0, proc.stderr
+    assert "input: the board's imu" in proc.stderr
+    assert json.loads((tmp_path / "rev2" / "tinygen.json").read_text())["mode"] == "sensor"
+    for board in ("esp32dev", "qemu-m4"):  # no IMU; emulated boards are fed over serial
+        proc = run_tinygen("render", "--board", board, str(imu_model),
+                           "--out", str(tmp_path / board))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / board / "tinygen.json").read_text())["mode"] == "serial"
+    assert "input: serial (esp32dev has no imu sensor" in run_tinygen(
+        "render", "--board", "esp32dev", str(imu_model), "--out", str(tmp_path / "x")).stderr

@@ -189,7 +189,7 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
         from .boards import load_board
 
         board = load_board(board_name)  # an unknown board fails before the slow part
-    report = analyze(model)
+    report = analyze(model, progress=progress)
     if engine == "aot":
         from .aot.project import aot_report
 
@@ -266,6 +266,14 @@ ARENA_OPTION = click.option(
          "The board reports what it really uses in its hello (used=).")
 
 
+INPUT_OPTION = click.option(
+    "--input", "input_mode", type=click.Choice(["auto", "serial", "sensor"]), default="auto",
+    show_default=True,
+    help="Where the firmware gets its input: 'sensor' = the board's sensor, through the "
+         "model's input spec (convert --input-spec); 'serial' = input frames from the host; "
+         "'auto' = sensor where a real board has a sensor that fits the spec, else serial.")
+
+
 def _with_engine(board: Any, engine: str | None) -> Any:
     """The board with its profile's engine replaced by --engine (if given)."""
     import dataclasses
@@ -279,6 +287,23 @@ def _no_arena_for_project(arena_bytes: int | None, project: Path) -> None:
 
         raise InputFileError(f"--arena applies when rendering a model; {project} is rendered",
                              hint="render it again with --arena, or pass the model")
+
+
+def _auto_mode(spec: Any, board: Any) -> str:
+    """--input auto: sensor where a physical board can feed the model from its sensor."""
+    from .errors import TinygenError
+    from .render import sensor_plan
+
+    if board.emulator is not None or not spec.input_spec:
+        return "serial"  # emulated boards are fed over serial unless asked (--input sensor)
+    try:
+        sensor_plan(spec, board)
+    except TinygenError as exc:
+        progress(f"input: serial ({exc.message})")
+        return "serial"
+    progress(f"input: the board's {spec.input_spec['sensor']} (sensor mode; --input serial "
+             f"to feed it from the host)")
+    return "sensor"
 
 
 def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
@@ -296,6 +321,8 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
             progress(f"WARNING: --arena {arena_bytes:,} B is below the {spec.arena_measured:,} B "
                      f"the TFLM interpreter needs on this host; a 32-bit board needs less (it "
                      f"reports used= in its hello) but AllocateTensors fails if it is too small")
+    if mode == "auto":
+        mode = _auto_mode(spec, board)
     result = render_project(spec, board, out_dir, mode=mode)
     for warning in result.manifest["warnings"]:
         progress(f"WARNING: {warning}")
@@ -307,10 +334,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
               help="Target board (see `tinygen boards`).")
 @click.argument("model", type=click.Path(path_type=Path))
 @convert_options
-@click.option("--input", "input_mode", type=click.Choice(["serial", "sensor"]),
-              default="serial", show_default=True,
-              help="Where the firmware gets its input: 'serial' = input frames from the host; "
-                   "'sensor' = the board's sensor, through the model's input spec.")
+@INPUT_OPTION
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION
@@ -372,12 +396,13 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
               help="Project folder when rendering a MODEL. Default: firmware_out/<board>-<model>/")
 @click.option("--artifacts", type=click.Path(path_type=Path), metavar="DIR",
               help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
+@INPUT_OPTION
 @ENGINE_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
 def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
-          artifacts: Path | None, engine: str | None, arena_bytes: int | None, verbose: bool,
+          artifacts: Path | None, input_mode: str, engine: str | None, arena_bytes: int | None, verbose: bool,
           as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
@@ -411,7 +436,7 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
         board = _with_engine(load_board(board_name), engine)
-        project = _render(board, target, convert_opts, out, "serial", arena_bytes).out_dir
+        project = _render(board, target, convert_opts, out, input_mode, arena_bytes).out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
     if as_json:
@@ -438,12 +463,13 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
 @click.option("--log", type=click.Path(path_type=Path), metavar="FILE.jsonl|.csv",
               help="Log the inference stream while monitoring.")
 @click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
+@INPUT_OPTION
 @ENGINE_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
 def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
           port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
-          engine: str | None, arena_bytes: int | None, verbose: bool) -> None:
+          input_mode: str, engine: str | None, arena_bytes: int | None, verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -487,7 +513,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}")
         _no_arena_for_project(arena_bytes, project)
     else:
-        project = _render(board, target, convert_opts, out, "serial", arena_bytes).out_dir
+        project = _render(board, target, convert_opts, out, input_mode, arena_bytes).out_dir
     pm = read_project(project)
     port_now = port_for(board, port)  # fail before the long build if no board is there
     build_project(project, verbose=verbose, progress=progress)
