@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -49,11 +50,13 @@ def tensor_info(t: Tensor) -> dict[str, Any]:
 
 
 def analyze(path: Path, measure: bool = True,
-            parsed: tuple[bytes, TfliteModel] | None = None) -> dict[str, Any]:
+            parsed: tuple[bytes, TfliteModel] | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The inspect report of one .tflite file (validated before any interpreter sees it).
 
     ``parsed``: the file's bytes and model as ``read_tflite`` returned them, when the caller
-    has them already (the file is then not read or parsed again)."""
+    has them already (the file is then not read or parsed again). ``progress`` gets a line
+    now and then while a long arena search runs."""
     data, model = parsed if parsed is not None else read_tflite(path)
     missing = unsupported_ops(model)
     report: dict[str, Any] = {
@@ -70,7 +73,7 @@ def analyze(path: Path, measure: bool = True,
         "arena": None,
     }
     if measure and not missing:
-        arena = measure_arena(data, path.name)
+        arena = measure_arena(data, path.name, progress=progress)
         report["arena"] = {
             "bytes": arena.total,
             "recorded_bytes": arena.recorded,
@@ -78,6 +81,8 @@ def analyze(path: Path, measure: bool = True,
             "tail_bytes": arena.tail,
             "measured_by": f"tflite-micro {arena.tflm_version} (64-bit host): smallest arena "
                            f"that allocates and invokes; recording allocator total",
+            "minimal": arena.exact,
+            "trials": dict(arena.outcomes),
         }
     return report
 
@@ -112,6 +117,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  arena (measured by the TFLM interpreter): {a['bytes']:,} B needed; "
                      f"{a['recorded_bytes']:,} B recorded (head {a['head_bytes']:,} + "
                      f"tail {a['tail_bytes']:,})")
+        if not a.get("minimal", True):
+            lines.append("    (the search ran out of time: that size works, a smaller one may)")
+        if a.get("trials", {}).get("crash"):
+            lines.append(f"    ({a['trials']['crash']} trial sizes crashed the interpreter; "
+                         f"each ran in its own process)")
     fit = report.get("fit")
     if fit:
         lines.append(f"  fits {fit['board']}: {'yes' if fit['fits'] else 'NO'}")
