@@ -199,7 +199,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             info = model_info(model_spec_for(target, convert_opts, _progress))
         test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
                               info.input_zero_point, limit)
-        kwargs = {"min_agreement": min_agreement, "timeout": timeout, "progress": _progress}
+        kwargs: dict[str, Any] = {"min_agreement": min_agreement, "timeout": timeout,
+                                  "progress": _progress}
         if emulated:
             assert board is not None
             with Emulator(board, firmware_elf(project, None, board), note=_progress) as emu:
