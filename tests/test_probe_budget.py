@@ -4,6 +4,7 @@ keyword model, whose too-small arenas crash the interpreter, is inspected."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tinygen.model import tflm_probe
 from tinygen.model.tflm_probe import VERIFY_ABOVE, _minimum_arena, _OutOfTime, _Trials, trial
 
 SVDF = DATA / "svdf" / "keyword_scrambled.tflite"
+SVDF_INT8_IO = DATA / "svdf" / "keyword_scrambled_int8io.tflite"
 HELLO = DATA / "tflm" / "hello_world_int8.tflite"
 
 
@@ -31,6 +33,17 @@ def test_svdf_keyword_model_is_inspected_with_crashing_trials_isolated() -> None
     data = SVDF.read_bytes()
     assert trial(runtime, data, arena["bytes"]) == "ok"
     assert trial(runtime, data, arena["bytes"] - 16) != "ok"
+
+
+@pytest.mark.parametrize("board", ["nano33ble", "esp32dev"])
+def test_svdf_keyword_model_renders(board: str, tmp_path: Path) -> None:
+    proc = run_tinygen("render", "--board", board, str(SVDF_INT8_IO), "--labels", "a,b",
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    ops = (tmp_path / "p" / "src" / "tinygen_ops.cc").read_text()
+    assert "AddSvdf()" in ops and "AddFullyConnected()" in ops
+    manifest = json.loads((tmp_path / "p" / "tinygen.json").read_text())
+    assert manifest["arena"]["measured"] == 17712
 
 
 class _RunsOut(_Trials):
