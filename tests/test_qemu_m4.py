@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +27,7 @@ from conftest import REPO, run_tinygen
 
 from tinygen import protocol
 from tinygen.boards import load_board
+from tinygen.emulate import Emulator
 from tinygen.protocol import Decoder, DeviceError, Hello, Inference
 
 BOARD = "qemu-m4"
@@ -126,30 +125,18 @@ def test_pio_builds_offline_with_sizes(build: dict[str, Any]) -> None:
     assert reset & 1 and (reset & ~1) < len(image)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def qemu(elf: Path) -> Iterator[int]:
-    """QEMU running the firmware, its UART0 on a local TCP port (yielded); always killed."""
-    em = load_board(BOARD).emulator
-    assert em is not None
-    _require(em["program"])
-    port = _free_port()
-    cmd = [em["program"], "-M", em["machine"], *em["args"],
-           "-serial", em["serial"].format(port=port), "-kernel", str(elf)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        yield port
-    finally:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        if proc.returncode not in (0, -9):
-            pytest.fail(f"QEMU failed: {err.decode(errors='replace')}")
+    """QEMU running the firmware (tinygen.emulate.Emulator, as `tinygen emulate` starts
+    it), its UART0 on a local TCP port (yielded); always stopped."""
+    board = load_board(BOARD)
+    assert board.emulator is not None
+    _require(board.emulator["program"])
+    with Emulator(board, elf) as emu:
+        assert emu.port is not None
+        yield emu.port
+        if not emu.alive():
+            pytest.fail(f"QEMU {emu.exit_description()}: {emu.output()}")
 
 
 class Uart:
