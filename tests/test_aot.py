@@ -332,3 +332,57 @@ def test_keras_layers_model_equals_tflm(tmp_path: Path) -> None:
     assert {op.name for op in model.graph.ops} >= {"SUB", "MUL", "CONV_2D", "REDUCE_MAX"}
     counts = compare(data, quantize_input(model, x[24:]), tmp_path, "keras_layers")
     assert counts["differing"] == 0
+
+
+@pytest.fixture(scope="module")
+def lstm_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras Normalization + LSTM(16) + Dense model on IMU-like windows, converted by
+    `tinygen convert` (a subprocess): the fused UNIDIRECTIONAL_SEQUENCE_LSTM with its state
+    in variable tensors, and STRIDED_SLICE for the last step."""
+    import tensorflow as tf
+
+    keras = tf.keras
+    folder = tmp_path_factory.mktemp("lstm")
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(32, 20, 6)).astype(np.float32)
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(x)
+    inp = keras.Input((20, 6))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.LSTM(16)(norm(inp)))
+    keras.Model(inp, out).save(folder / "lstm.keras")
+    np.savez(folder / "calib.npz", x=x[:16])
+    path = folder / "lstm_int8.tflite"
+    proc = run_tinygen("convert", str(folder / "lstm.keras"), "--calib",
+                       str(folder / "calib.npz"), "--labels", "a,b,c", "--out", str(path))
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+@pytest.mark.slow
+def test_lstm_is_refused_by_default(lstm_tflite: Path) -> None:
+    from tinygen.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        build_model(lstm_tflite.read_bytes(), "lstm")
+
+
+@pytest.mark.slow
+def test_experimental_lstm_against_tflm(lstm_tflite: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integer LSTM runs and stays close to TFLM; not yet within the hard limit: our
+    int16 sigmoid/tanh interpolation table (computed by rounding sigmoid(i/24)) differs from
+    TFLM's in 44 of 256 entries by 1. Reported, not asserted equal (docs/aot.md)."""
+    monkeypatch.setenv("TINYGEN_AOT_EXPERIMENTAL_LSTM", "1")
+    data = lstm_tflite.read_bytes()
+    model = build_model(data, "lstm")
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in {op.name for op in model.graph.ops}
+    t = model.graph.tensors[model.graph.inputs[0]]
+    x = np.random.default_rng(0).normal(size=(20, *t.shape[1:])).astype(np.float32)
+    inputs = quantize_input(model, x)
+    exe = compile_host(model, tmp_path)
+    got = run_host(exe, inputs, tuple(model.graph.tensors[model.graph.outputs[0]].shape))
+    want = tflm_outputs(data, inputs).reshape(got.shape)
+    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    print(f"experimental LSTM: {int((diff > 0).sum())} of {diff.size} outputs differ from "
+          f"TFLM (max {int(diff.max())} LSB)")
+    assert diff.max() <= 4 and (diff > 0).mean() <= 0.1

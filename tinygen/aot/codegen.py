@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import __version__
 from .graph import Graph, read_graph
-from .lower import Call, check_supported, lower
+from .lower import Call, check_supported, lower, scratch_bytes
 from .plan import Plan, plan_memory
 
 HEADER = "tg_model.h"
@@ -32,12 +32,12 @@ class AotModel:
 def build_model(data: bytes, model_name: str) -> AotModel:
     graph = read_graph(data)
     check_supported(graph, model_name)
-    plan = plan_memory(graph)
+    plan = plan_memory(graph, {op.index: scratch_bytes(graph, op) for op in graph.ops})
     calls = [lower(graph, op) for op in graph.ops]
     weights = 0
     for call in calls:
         for ctype, values in call.arrays.values():
-            weights += len(values) * (1 if ctype == "int8_t" else 4)
+            weights += len(values) * {"int8_t": 1, "uint16_t": 2}.get(ctype, 4)
     return AotModel(graph=graph, plan=plan, calls=calls, weights_bytes=weights)
 
 
@@ -56,6 +56,8 @@ def _value(v: object) -> str:
 
 
 def _tensor_ref(model: AotModel, ref: str, arrays: dict[str, str]) -> str:
+    if ref.startswith("s") and ref[1:].isdigit():  # an operator's scratch (int16)
+        return f"(int16_t*)(arena + {model.plan.scratch_offset(int(ref[1:]))})"
     if not ref.startswith("t"):
         return ref
     t = int(ref[1:])
@@ -65,7 +67,8 @@ def _tensor_ref(model: AotModel, ref: str, arrays: dict[str, str]) -> str:
             values = [int(v) for v in model.graph.const(t).ravel()]
             arrays[name] = _array(name, "int8_t", values)
         return name
-    return f"(int8_t*)(arena + {model.plan.offset(t)})"
+    ctype = "int16_t" if model.graph.tensors[t].dtype == "INT16" else "int8_t"
+    return f"({ctype}*)(arena + {model.plan.offset(t)})"
 
 
 def generate(model: AotModel, sha256: str) -> dict[str, str]:
@@ -78,6 +81,9 @@ def generate(model: AotModel, sha256: str) -> dict[str, str]:
     for op, call in zip(graph.ops, model.calls):
         name = f"op{op.index}"
         for arr, (ctype, values) in sorted(call.arrays.items()):
+            if arr.startswith("tg_"):  # shared tables: once per model
+                const_arrays.setdefault(arr, _array(arr, ctype, values))
+                continue
             decls.append(_array(arr, ctype, values))
         shapes = " ".join("x".join(str(d) for d in graph.tensors[t].shape) or "scalar"
                           for t in op.inputs if t >= 0)
@@ -121,6 +127,6 @@ def generate(model: AotModel, sha256: str) -> dict[str, str]:
     source = (
         head + f"#include \"{HEADER}\"\n\n#include \"tg_kernels.h\"\n\n"
         "/* Plan (offset, size, live range):\n" + plan_lines + "\n */\n\n"
-        + "".join(decls) + "".join(const_arrays[k] for k in sorted(const_arrays))
+        + "".join(const_arrays[k] for k in sorted(const_arrays)) + "".join(decls)
         + "\nvoid tg_model_invoke(uint8_t* arena) {\n" + "\n".join(body) + "\n}\n")
     return {HEADER: header, SOURCE: source}

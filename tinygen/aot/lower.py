@@ -349,6 +349,85 @@ def _strided_slice(graph: Graph, op: Op, name: str) -> Call:
     return call
 
 
+LSTM_GATES = (2, 1, 3, 4)  # forget, input, cell, output: input-weight tensor indices
+
+
+def lstm_rows(graph: Graph, op: Op) -> tuple[int, int, int, int, int]:
+    """(batches, time steps, time_major, n_input, n_state)."""
+    shape = _shape(graph, op.inputs[0])
+    time_major = int(op.options["time_major"])
+    steps, batches = (shape[0], shape[1]) if time_major else (shape[1], shape[0])
+    return batches, steps, time_major, shape[2], _shape(graph, op.inputs[18])[-1]
+
+
+def scratch_bytes(graph: Graph, op: Op) -> int:
+    if op.name != "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        return 0
+    batches, _, time_major, _, n_state = lstm_rows(graph, op)
+    return 4 * (batches if time_major else 1) * n_state * 2
+
+
+def _lstm(graph: Graph, op: Op, name: str) -> Call:
+    ins = op.inputs
+    if len(ins) != 24 or any(ins[k] >= 0 for k in (9, 10, 11, 16, 17, 20, 21, 22, 23)) \
+            or ins[1] < 0:
+        raise UnsupportedModelError("UNIDIRECTIONAL_SEQUENCE_LSTM with peepholes, projection, "
+                                    "layer normalization or coupled gates",
+                                    hint="use `--engine tflm`")
+    if graph.tensors[ins[19]].dtype != "INT16":
+        raise UnsupportedModelError("UNIDIRECTIONAL_SEQUENCE_LSTM without an int16 cell state")
+    o = op.options
+    if o["activation"] not in (4, 6):  # TANH, SIGMOID
+        raise UnsupportedModelError(f"LSTM cell activation {o['activation']}")
+    batches, steps, time_major, n_input, n_state = lstm_rows(graph, op)
+    s_in, zp_in = _q(graph, ins[0])
+    s_h, zp_h = _q(graph, ins[18])
+    s_c, _ = _q(graph, ins[19])
+    gate_in = quant.f32(quant.LSTM_GATE_INPUT_SCALE)
+    call = Call("tg_lstm", "tg_lstm_params")
+    w_in, w_rec, bias, mults = [], [], [], {"in_mult": [], "in_shift": [], "rec_mult": [],
+                                            "rec_shift": []}
+    for g, pos in enumerate(LSTM_GATES):
+        wi, wr, b = ins[pos], ins[pos + 4], ins[pos + 11]
+        for key, t in ((f"{name}_w{g}", wi), (f"{name}_r{g}", wr)):
+            call.arrays[key] = ("int8_t", [int(v) for v in graph.const(t).ravel()])
+        call.arrays[f"{name}_b{g}"] = ("int32_t", [int(v) for v in graph.const(b).ravel()])
+        w_in.append(f"{name}_w{g}")
+        w_rec.append(f"{name}_r{g}")
+        bias.append(f"{name}_b{g}")
+        m, sh = quant.per_tensor_fc_multiplier(s_in, _q(graph, wi)[0], gate_in)
+        mults["in_mult"].append(m)
+        mults["in_shift"].append(sh)
+        m, sh = quant.per_tensor_fc_multiplier(s_h, _q(graph, wr)[0], gate_in)
+        mults["rec_mult"].append(m)
+        mults["rec_shift"].append(sh)
+    out15 = quant.LSTM_GATE_OUTPUT_SCALE
+    forget = quant.quantize_multiplier(out15 * quant.f32(s_c) / quant.f32(s_c))
+    inmul = quant.quantize_multiplier(out15 * out15 / quant.f32(s_c))
+    outmul = quant.quantize_multiplier(out15 * out15 / quant.f32(s_h))
+    power = round(math.log2(s_c))
+    cell_tanh = quant.lstm_tanh_shift(power)
+    gate_tanh = quant.lstm_tanh_shift(-12)
+    clip = 0
+    if o["cell_clip"] > 0:
+        clip = int(max(-32768.0, min(32767.0, quant.f32(o["cell_clip"]) / quant.f32(s_c))))
+    call.arrays["tg_sigmoid_table"] = ("uint16_t", quant.sigmoid_table())
+    call.params = {
+        "batches": batches, "time_steps": steps, "time_major": time_major,
+        "n_input": n_input, "n_state": n_state, "in_offset": -zp_in, "hidden_offset": -zp_h,
+        "w_in": w_in, "w_rec": w_rec, "bias": bias, **mults,
+        "forget_mult": forget[0], "forget_shift": forget[1],
+        "input_mult": inmul[0], "input_shift": inmul[1],
+        "output_mult": outmul[0], "output_shift": outmul[1], "hidden_zero_point": zp_h,
+        "cell_tanh_mult": cell_tanh[0], "cell_tanh_shift": cell_tanh[1],
+        "gate_tanh_mult": gate_tanh[0], "gate_tanh_shift": gate_tanh[1],
+        "cell_clip": clip, "cell_gate_sigmoid": int(o["activation"] == 6),
+        "sigmoid_table": "tg_sigmoid_table",
+    }
+    call.args = [f"t{ins[0]}", f"t{op.outputs[0]}", f"t{ins[18]}", f"t{ins[19]}", f"s{op.index}"]
+    return call
+
+
 LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=False),
     "DEPTHWISE_CONV_2D": lambda g, op, n: _conv(g, op, n, depthwise=True),
@@ -361,12 +440,27 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
     "LOGISTIC": _activation, "TANH": _activation, "RELU": _activation, "RELU6": _activation,
     "STRIDED_SLICE": _strided_slice,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
 # Ops the AOT engine implements (a model with another op: UnsupportedModelError naming it).
 SUPPORTED_OPS = tuple(sorted(LOWERINGS))
 
 
+# Implemented, but not bit-exact with TFLM yet (docs/aot.md): refused unless this
+# environment variable is "1".
+EXPERIMENTAL_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "TINYGEN_AOT_EXPERIMENTAL_LSTM"}
+
+
 def check_supported(graph: Graph, model_name: str) -> None:
+    import os
+
+    for name, flag in EXPERIMENTAL_OPS.items():
+        if any(op.name == name for op in graph.ops) and os.environ.get(flag) != "1":
+            raise UnsupportedModelError(
+                f"{model_name} uses {name}: the AOT engine's version is not yet equal to "
+                "TFLM's (its int16 sigmoid/tanh interpolation table differs; up to 2 LSB on "
+                "a few outputs)",
+                hint=f"use `--engine tflm`, or set {flag}=1 to try it")
     missing = sorted({op.name for op in graph.ops if op.name not in LOWERINGS})
     if missing:
         raise UnsupportedModelError(

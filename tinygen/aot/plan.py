@@ -43,6 +43,9 @@ class Plan:
     def offset(self, t: int) -> int:
         return self.tensor_buffer[t].offset
 
+    def scratch_offset(self, op_index: int) -> int:
+        return next(b.offset for b in self.buffers if b.root == -(op_index + 1))
+
     def rows(self, graph: Graph) -> list[dict[str, object]]:
         """One row per activation tensor: name, offset, size, live range (op indices)."""
         rows = []
@@ -51,14 +54,21 @@ class Plan:
                          "bytes": graph.nbytes(t), "first_op": buf.first,
                          "last_op": buf.last, "alias_of": None if t == buf.root else
                          graph.tensors[buf.root].name})
-        return rows
+        for buf in self.buffers:
+            if buf.root < 0:
+                rows.append({"tensor": f"scratch of operator {-buf.root - 1}", "index": None,
+                             "offset": buf.offset, "bytes": buf.size, "first_op": buf.first,
+                             "last_op": buf.last, "alias_of": None})
+        return sorted(rows, key=lambda r: (r["offset"], r["first_op"]))
 
 
 def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def plan_memory(graph: Graph) -> Plan:
+def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
+    """Offsets for every activation tensor (variable tensors included: they are reset at
+    the start of their operator) and for each operator's scratch (op index -> bytes)."""
     n_ops = len(graph.ops)
     root: dict[int, int] = {}
 
@@ -75,7 +85,7 @@ def plan_memory(graph: Graph) -> Plan:
     members: dict[int, list[int]] = {}
 
     def touch(t: int, step: int) -> None:
-        if t < 0 or graph.is_const(t) or graph.tensors[t].is_variable:
+        if t < 0 or graph.is_const(t):
             return
         r = find(t)
         members.setdefault(r, [])
@@ -93,6 +103,8 @@ def plan_memory(graph: Graph) -> Plan:
         touch(t, max(n_ops - 1, 0))
     buffers = [Buffer(root=r, tensors=sorted(ts), size=max(graph.nbytes(t) for t in ts),
                       first=first[r], last=last[r]) for r, ts in members.items()]
+    buffers += [Buffer(root=-(k + 1), tensors=[], size=size, first=k, last=k)
+                for k, size in sorted((scratch or {}).items()) if size > 0]
     floor = max((sum(b.size for b in buffers if b.first <= k <= b.last)
                  for k in range(max(n_ops, 1))), default=0)
     best: list[int] | None = None

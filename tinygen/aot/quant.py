@@ -137,3 +137,24 @@ def logistic_tanh_params(input_scale: float) -> tuple[int, int, int]:
 def relu_params(input_scale: float, output_scale: float) -> tuple[int, int]:
     """RELU requantization: in/out divided in float (as TFLM), then QuantizeMultiplier."""
     return quantize_multiplier(float(np.float32(input_scale) / np.float32(output_scale)))
+
+
+LSTM_GATE_INPUT_SCALE = 2.0 ** -12   # FC output feeding a gate nonlinearity: Q3.12
+LSTM_GATE_OUTPUT_SCALE = 2.0 ** -15  # gate outputs: Q0.15
+
+
+def lstm_tanh_shift(cell_state_scale_power: int) -> tuple[int, int]:
+    """(multiplier, right shift) of TFLM's int16 tanh for a Q(-power) input: x * 3 scaled
+    to the table's domain."""
+    left = (15 + cell_state_scale_power) - 3
+    if left < 0:
+        return 3, -left
+    return 3 << left, 0
+
+
+def sigmoid_table() -> list[int]:
+    """sigmoid(i / 24) in 0.16 fixed point, i = 0..255 (the interpolation table of the
+    int16 logistic/tanh). Computed here by rounding; see docs/aot.md for how it compares
+    with TFLM's table."""
+    return [min(65535, math.floor(65536.0 / (1.0 + math.exp(-i / 24.0)) + 0.5))
+            for i in range(256)]

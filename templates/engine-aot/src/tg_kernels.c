@@ -547,3 +547,131 @@ void tg_clamp(const tg_act_params* p, const int8_t* in, int8_t* out) {
   int32_t i;
   for (i = 0; i < p->count; ++i) out[i] = (int8_t)clamp(in[i], p->act_min, p->act_max);
 }
+
+/* --- LSTM ----------------------------------------------------------------------------- */
+
+static int16_t sat16(int32_t v) { return (int16_t)clamp(v, -32768, 32767); }
+
+/* int8 rows x weights -> int16 (zero point 0), with optional bias. */
+static void fc16(const int8_t* x, int32_t rows, int32_t depth, int32_t offset,
+                 const int8_t* w, const int32_t* bias, int32_t n_out, int32_t mult,
+                 int32_t shift, int16_t* dst) {
+  int32_t r, o, d;
+  for (r = 0; r < rows; ++r) {
+    for (o = 0; o < n_out; ++o) {
+      int32_t acc = 0;
+      for (d = 0; d < depth; ++d) acc += (int32_t)w[o * depth + d] * ((int32_t)x[r * depth + d] + offset);
+      if (bias) acc += bias[o];
+      dst[r * n_out + o] = sat16(tg_mul_by_quantized_multiplier(acc, mult, shift));
+    }
+  }
+}
+
+/* 16-bit logistic/tanh by table interpolation (x scaled by mult >> shift first). */
+static void sigmoid16(int16_t* v, int32_t n, const uint16_t* table) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = (int32_t)v[i] * 3;
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+    const uint32_t uh = ax >> 9;
+    uint32_t r;
+    if (uh >= 255) {
+      r = 0x7FFFu << 10;
+    } else {
+      const uint32_t ua = table[uh], ub = table[uh + 1];
+      r = (ua << 9) + (ax & 0x1ffu) * (ub - ua);
+    }
+    r = x >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1;
+    v[i] = (int16_t)(r >> 10);
+  }
+}
+
+static void tanh16(const int16_t* in, int16_t* out, int32_t n, int32_t mult, int32_t shift,
+                   const uint16_t* table) {
+  const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = ((int32_t)in[i] * mult + round) >> shift;
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
+    const uint32_t uh = ax >> 8;
+    int32_t r;
+    if (uh >= 255) {
+      r = (int32_t)(0xFFFFu << 8);
+    } else {
+      const uint32_t ua = table[uh], ub = table[uh + 1];
+      r = (int32_t)((ua << 8) + (ax & 0xffu) * (ub - ua));
+    }
+    r = x >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+    out[i] = (int16_t)(r >> 8);
+  }
+}
+
+static void gate(const tg_lstm_params* p, int g, const int8_t* x, const int8_t* h,
+                 int32_t rows, int16_t* dst, int16_t* tmp, int activation_tanh) {
+  const int32_t n = rows * p->n_state;
+  int32_t i;
+  fc16(x, rows, p->n_input, p->in_offset, p->w_in[g], p->bias[g], p->n_state, p->in_mult[g],
+       p->in_shift[g], dst);
+  fc16(h, rows, p->n_state, p->hidden_offset, p->w_rec[g], 0, p->n_state, p->rec_mult[g],
+       p->rec_shift[g], tmp);
+  for (i = 0; i < n; ++i) dst[i] = sat16((int32_t)dst[i] + tmp[i]);
+  if (activation_tanh) {
+    tanh16(dst, dst, n, p->gate_tanh_mult, p->gate_tanh_shift, p->sigmoid_table);
+  } else {
+    sigmoid16(dst, n, p->sigmoid_table);
+  }
+}
+
+static void lstm_step(const tg_lstm_params* p, const int8_t* x, int8_t* h, int16_t* c,
+                      int8_t* out, int32_t rows, int16_t* scratch) {
+  const int32_t n = rows * p->n_state;
+  int16_t* b0 = scratch;
+  int16_t* b1 = scratch + n;
+  int16_t* b2 = scratch + 2 * n;
+  int16_t* b3 = scratch + 3 * n;
+  int32_t i;
+  gate(p, 0, x, h, rows, b0, b3, 0);                       /* forget */
+  gate(p, 1, x, h, rows, b1, b3, 0);                       /* input */
+  gate(p, 2, x, h, rows, b2, b3, !p->cell_gate_sigmoid);   /* cell */
+  for (i = 0; i < n; ++i) {
+    const int32_t kept = tg_mul_by_quantized_multiplier((int32_t)b0[i] * c[i], p->forget_mult,
+                                                        p->forget_shift);
+    const int32_t added = tg_mul_by_quantized_multiplier((int32_t)b1[i] * b2[i], p->input_mult,
+                                                         p->input_shift);
+    int32_t v = (int32_t)sat16(kept) + sat16(added);
+    v = sat16(v);
+    if (p->cell_clip > 0) v = clamp(v, -p->cell_clip, p->cell_clip);
+    c[i] = (int16_t)v;
+  }
+  gate(p, 3, x, h, rows, b1, b3, 0);                       /* output */
+  tanh16(c, b0, n, p->cell_tanh_mult, p->cell_tanh_shift, p->sigmoid_table);
+  for (i = 0; i < n; ++i) {
+    const int32_t v = p->hidden_zero_point +
+                      tg_mul_by_quantized_multiplier((int32_t)b0[i] * b1[i], p->output_mult,
+                                                     p->output_shift);
+    h[i] = (int8_t)clamp(v, -128, 127);
+  }
+  memcpy(out, h, (size_t)n);
+}
+
+void tg_lstm(const tg_lstm_params* p, const int8_t* in, int8_t* out, int8_t* hidden,
+             int16_t* cell, int16_t* scratch) {
+  int32_t b, t, i;
+  for (i = 0; i < p->batches * p->n_state; ++i) {
+    hidden[i] = (int8_t)p->hidden_zero_point;
+    cell[i] = 0;
+  }
+  if (p->time_major) {
+    for (t = 0; t < p->time_steps; ++t) {
+      lstm_step(p, in + t * p->batches * p->n_input, hidden, cell,
+                out + t * p->batches * p->n_state, p->batches, scratch);
+    }
+    return;
+  }
+  for (b = 0; b < p->batches; ++b) {
+    for (t = 0; t < p->time_steps; ++t) {
+      lstm_step(p, in + (b * p->time_steps + t) * p->n_input, hidden + b * p->n_state,
+                cell + b * p->n_state, out + (b * p->time_steps + t) * p->n_state, 1, scratch);
+    }
+  }
+}

@@ -109,6 +109,28 @@ typedef struct {
 
 void tg_strided_slice(const tg_slice_params* p, const int8_t* in, int8_t* out);
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, integer: int8 input and hidden state, int16 gates (Q3.12 in,
+ * Q0.15 out) and cell state, as TFLM's integer LSTM. Gates in the order forget, input,
+ * cell, output. hidden/cell are the state tensors (reset here: every call is one sequence);
+ * scratch holds 4 x rows x n_state int16. */
+typedef struct {
+  int32_t batches, time_steps, time_major, n_input, n_state;
+  int32_t in_offset, hidden_offset;
+  const int8_t* w_in[4];
+  const int8_t* w_rec[4];
+  const int32_t* bias[4];
+  int32_t in_mult[4], in_shift[4], rec_mult[4], rec_shift[4];
+  int32_t forget_mult, forget_shift, input_mult, input_shift;
+  int32_t output_mult, output_shift, hidden_zero_point;
+  int32_t cell_tanh_mult, cell_tanh_shift, gate_tanh_mult, gate_tanh_shift;
+  int32_t cell_clip;         /* quantized clip of the cell state; 0: none */
+  int32_t cell_gate_sigmoid; /* cell gate activation: 0 tanh, 1 sigmoid */
+  const uint16_t* sigmoid_table; /* sigmoid(i/24) in 0.16, 256 entries */
+} tg_lstm_params;
+
+void tg_lstm(const tg_lstm_params* p, const int8_t* in, int8_t* out, int8_t* hidden,
+             int16_t* cell, int16_t* scratch);
+
 /* Elementwise activations: LOGISTIC/TANH (gemmlowp fixed point with 4 integer bits),
  * RELU (requantize then clamp), RELU6 (clamp in the input's quantization). */
 typedef struct {
