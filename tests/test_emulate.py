@@ -171,11 +171,15 @@ def test_latency_is_deterministic_across_runs(example: dict[str, Any],
 
 def test_emulate_table_output_and_qemu_stopped(example: dict[str, Any],
                                                env: dict[str, str]) -> None:
+    log = example["project"].parent / "run.csv"
     run = Running("emulate", str(example["project"]), "--data", str(GESTURE / "test.npz"),
-                  "--limit", "3", env=env)
+                  "--limit", "3", "--log", str(log), env=env)
     pid = run.qemu_pid()
     code, _ = run.finish(60)
     assert code == 0, "".join(run.err)
+    rows = log.read_text().splitlines()
+    assert rows[0].startswith("time,t,seq,latency_us,top,label,score_Standing")
+    assert [row.split(",")[2] for row in rows[1:]] == ["0", "1", "2"]
     out = "".join(run.out)
     assert out.count("hello board=qemu-m4") >= 1
     assert len(re.findall(r"^inf \d+: ", out, re.MULTILINE)) == 3
@@ -263,6 +267,8 @@ def test_emulate_refuses_a_physical_board(example: dict[str, Any]) -> None:
     assert_user_error(proc, "nano33ble is a physical board")
     proc = run_tinygen("emulate", str(example["project"]), "--data", "nope.npz")
     assert_user_error(proc, "--data nope.npz: no such file")
+    proc = run_tinygen("emulate", "--engine", "tflm", str(example["tflite"]))
+    assert_user_error(proc, "--engine tflm on qemu-m4", "not supported yet", "engine aot")
 
 
 # --------------------------------------------------------------------------- a user's model

@@ -280,6 +280,23 @@ def firmware_elf(project: Path, artifacts: Path | None, board: Board) -> Path:
 # --------------------------------------------------------------------------- firmware
 
 
+def with_engine(board: Board, engine: str | None) -> Board:
+    """The emulated board with ``--engine``; TFLM only where its C++ sources come from."""
+    import dataclasses
+
+    if engine is None or engine == board.engine:
+        return board
+    if engine == "tflm" and not board.tflm.get("library"):
+        raise BoardError(
+            f"--engine tflm on {board.name}: the firmware would need TFLM's C++ sources, which "
+            "no package registry tinygen reaches ships, and building them from a local TFLM "
+            "tree (--tflm-dir) is not supported yet",
+            hint=f"use {board.name}'s engine {board.engine} (its outputs are checked against "
+                 "the TFLM interpreter by `tinygen validate`), or validate TFLM on a board "
+                 "with --port")
+    return dataclasses.replace(board, engine=engine)
+
+
 def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | None,
                      progress: Callable[[str], None], verbose: bool = False) -> Path:
     """The project of ``target`` (a rendered PROJECT folder, or a MODEL that is converted
@@ -291,11 +308,14 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
     emulator_of(board)
     if target.is_dir() and (target / "tinygen.json").is_file():
         project = target
-        rendered_for = read_project(project)["board"]
-        if rendered_for != board.name:
-            raise BoardError(f"{project} was rendered for {rendered_for}, not {board.name}",
+        pm = read_project(project)
+        if pm["board"] != board.name:
+            raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}",
                              hint=f"render it for {board.name}: tinygen render --board "
                                   f"{board.name} MODEL")
+        if pm.get("engine", board.engine) != board.engine:
+            raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
+                             f"{board.engine}", hint="pass the model to render it again")
     else:
         project = out or default_out_dir(board, target)
         spec = model_spec_for(target, convert_opts, progress, project_dir=project)

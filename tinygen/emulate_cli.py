@@ -61,6 +61,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
                   help="Project folder when rendering a MODEL. Default: "
                        "firmware_out/<board>-<model>/")
+    @click.option("--engine", type=click.Choice(["aot", "tflm"]), default=None,
+                  help="Inference engine when rendering a MODEL. Default: the board's (aot).")
     @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                   help="Samples to stream as serial input: .npz (x), .npy or .csv.")
     @click.option("--limit", type=click.IntRange(min=1), metavar="N",
@@ -75,7 +77,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--json", "as_json", is_flag=True,
                   help="One JSON object per record on stdout, the summary last.")
     def emulate(board_name: str, target: Path, convert_opts: Any, out: Path | None,
-                data: Path | None, limit: int | None, log: Path | None,
+                engine: str | None, data: Path | None, limit: int | None, log: Path | None,
                 duration: float | None, timeout: float | None, verbose: bool,
                 as_json: bool) -> None:
         """Run the firmware in QEMU and show its inference stream: no hardware needed.
@@ -89,12 +91,12 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         Ctrl-C or error.
         """
         from .boards import load_board
-        from .emulate import Emulator, emulator_of, firmware_elf, prepare_firmware
+        from .emulate import Emulator, emulator_of, firmware_elf, prepare_firmware, with_engine
         from .monitor import Session, check_log_path, make_display, open_log
         from .protocol import Decoder, Quantization
         from .validate import load_test_data, project_model
 
-        board = load_board(board_name)
+        board = with_engine(load_board(board_name), engine)
         emulator_of(board)
         _check_data(data)
         if log is not None:
@@ -135,6 +137,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @convert_options
     @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
                   help="Project folder when rendering a MODEL for an emulated board.")
+    @click.option("--engine", type=click.Choice(["aot", "tflm"]), default=None,
+                  help="Inference engine when rendering a MODEL. Default: the board's (aot).")
     @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0,
                   show_default=True, metavar="FRACTION",
                   help="Exit 2 when the top-1 agreement with TFLM is below this.")
@@ -148,7 +152,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
     def validate(data: Path, port: str | None, board_name: str | None, target: Path,
-                 convert_opts: Any, out: Path | None, min_agreement: float,
+                 convert_opts: Any, out: Path | None, engine: str | None,
+                 min_agreement: float,
                  limit: int | None, timeout: float | None, baud: int | None,
                  plot: Path | None, verbose: bool, as_json: bool) -> None:
         """Compare the firmware's int8 outputs with TFLM and TFLite on test samples.
@@ -164,7 +169,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         from the reference, e.g. Chirale 2.0.0, may need a lower gate: docs/verify-tflm.md).
         """
         from .boards import load_board
-        from .emulate import LATENCY_NOTE, Emulator, firmware_elf, prepare_firmware
+        from .emulate import LATENCY_NOTE, Emulator, firmware_elf, prepare_firmware, with_engine
         from .feed import Link
         from .monitor import open_port
         from .validate import (
@@ -189,6 +194,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         emulated = port is None
         if emulated:
             assert board is not None
+            board = with_engine(board, engine)
             project = prepare_firmware(board, target, convert_opts, out, _progress, verbose)
             info = project_model(project)
         elif _is_project(target):
