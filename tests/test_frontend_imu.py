@@ -46,6 +46,10 @@ def _run_c(exe: Path, spec: InputSpec, stream: np.ndarray) -> np.ndarray:
     data += struct.pack("<fi", SCALE, ZERO_POINT)
     if spec.mean is not None:
         data += np.asarray(spec.mean, "<f4").tobytes() + np.asarray(spec.std, "<f4").tobytes()
+    trig = spec.trigger or {"threshold": 0.0, "pre": 0}
+    data += struct.pack("<ifi", spec.trigger is not None, trig["threshold"], trig["pre"])
+    if spec.trigger is not None:
+        data += bytes(spec.trigger_mask())
     out = subprocess.run([str(exe)], input=data + stream.astype("<f4").tobytes(),
                          capture_output=True, check=True).stdout
     return np.frombuffer(out, np.int8).reshape(-1, spec.window, n)
@@ -71,6 +75,37 @@ def test_c_and_python_windows_are_identical(harness: Path, normalize: bool,
     assert differing == 0
     if normalize:  # the normalization really changes the bytes (saturates some channels)
         assert np.count_nonzero(np.abs(py_windows.astype(int)) == 128) > 0
+
+
+@pytest.mark.parametrize("pre", [0, 30, 99])
+def test_motion_triggered_windows_are_identical(harness: Path, pre: int) -> None:
+    """Motion trigger on the sum of |x| of three channels: the same windows, cut at the same
+    samples, from both twins; the threshold fires on the active recordings only."""
+    stream = _stream()
+    base = load_input_spec(GESTURE / "model.input.json").to_json()
+    level = float(np.percentile(np.abs(stream[:, :3]).sum(1), 90))
+    spec = parse_input_spec({**base, "trigger": {"channels": ["dim_0", "dim_1", "dim_2"],
+                                                 "threshold": level, "pre": pre}}, "test")
+    c_windows = _run_c(harness, spec, stream)
+    fe = ImuFrontend(spec, SCALE, ZERO_POINT)
+    ends = []
+    py = []
+    for i, sample in enumerate(stream):
+        window = fe.push(sample)
+        if window is not None:
+            py.append(window)
+            ends.append(i)
+    print(f"\npre {pre}: {len(py)} triggered windows (threshold {level:.3f})")
+    over = int(np.count_nonzero(np.abs(stream[:, :3]).sum(1) >= level))
+    assert 3 <= len(py) <= over  # at most one window per sample over the threshold
+    assert c_windows.shape == (len(py), 100, 6)
+    assert int(np.count_nonzero(c_windows != np.stack(py))) == 0
+    # Each window holds `pre` samples from before its trigger: its first sample is the
+    # trigger sample minus pre, and the trigger sample is over the threshold.
+    for end, window in zip(ends, py):
+        trig = end - 99 + pre
+        assert float(np.abs(stream[trig, :3]).sum()) >= level
+        assert np.array_equal(window, fe.quantize(stream[end - 99:end + 1]))
 
 
 def test_windows_at_recording_boundaries_are_what_evaluation_feeds(harness: Path) -> None:

@@ -120,7 +120,7 @@ def test_sensor_mode_refusals(firmware: dict[str, Any], tmp_path: Path) -> None:
     assert_user_error(proc, "esp32dev has no imu sensor", "its sensors: none")
     proc = run_tinygen("render", "--board", "nano33ble_sense_rev2", "--input", "sensor",
                        str(firmware["model"]), "--out", str(tmp_path / "b"))
-    assert_user_error(proc, "no imu glue", "BMI270")
+    assert_user_error(proc, "channels dim_0", "BMI270")
     plain = tmp_path / "plain.tflite"
     plain.write_bytes(firmware["model"].read_bytes())  # no sidecar: no input spec
     proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(plain),

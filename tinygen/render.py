@@ -23,7 +23,15 @@ from . import __version__
 from .boards import Board
 from .errors import BoardError, InputFileError, UnsupportedModelError
 from .fileio import write_files_atomically
-from .model.analyze import TFLM_RUNTIME_FLASH_ALLOWANCE, analyze, ops_table, require_tflm_ops
+from .model.analyze import (
+    ARENA_ALIGN,
+    ARENA_MARGIN_FRACTION,
+    TFLM_RUNTIME_FLASH_ALLOWANCE,
+    analyze,
+    configured_arena,
+    ops_table,
+    require_tflm_ops,
+)
 from .model.convert import check_int8_tflite, parse_labels, read_metadata
 from .model.tflite_file import read_tflite
 
@@ -40,11 +48,9 @@ COMMON_TREE = "common"
 # host cannot see: scratch that optimized kernels request and reference kernels do not
 # (CMSIS-NN on the M4: +80 B hello_world, +64 B gesture, +16 B person_detect). The device
 # reports its real use in its hello (`used=`); `--arena BYTES` sets the size by hand.
-ARENA_MARGIN_FRACTION = 0.05
 ARENA_MARGIN_MIN = 0
-ARENA_ALIGN = 16
 MODES = ("serial", "sensor")
-SENSOR_MANIFEST_KEYS = ("sensor", "part", "rate_hz", "channels", "window", "stride")
+SENSOR_MANIFEST_KEYS = ("sensor", "part", "rate_hz", "channels", "window", "stride", "trigger")
 # A board profile's `platformio.platform` of the form "tinygen:NAME" names a PlatformIO
 # platform shipped inside tinygen (boards/platforms/NAME). It is copied into the project as
 # platform/ and referenced relative to the project, so the project is self-contained and its
@@ -159,8 +165,7 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         size = -(-spec.arena_override // ARENA_ALIGN) * ARENA_ALIGN
         rule = f"set with --arena {spec.arena_override}"
     else:
-        margin = max(ARENA_MARGIN_MIN, math.ceil(spec.arena_measured * ARENA_MARGIN_FRACTION))
-        size = -(-(spec.arena_measured + margin) // ARENA_ALIGN) * ARENA_ALIGN
+        size = configured_arena(spec.arena_measured)
         rule = (f"{round(ARENA_MARGIN_FRACTION * 100)}% of the measure, rounded up to "
                 f"{ARENA_ALIGN} B")
     psram = board.arena_placement == "heap" and size > board.arena_max_bytes \
@@ -271,7 +276,12 @@ def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         if fitting[0].get("glue") == "arduino-imu" else {}
     mean = (spec.input_spec.get("normalize") or {}).get("mean")
     std = (spec.input_spec.get("normalize") or {}).get("std")
-    return {**spec.input_spec, **glue, "part": fitting[0].get("part"),
+    trigger = spec.input_spec.get("trigger")
+    if trigger:
+        glue = {**glue, "trigger_threshold_text": _float_text(trigger["threshold"]),
+                "trigger_mask_text": ", ".join(
+                    "1" if c in trigger["channels"] else "0" for c in spec.input_spec["channels"])}
+    return {"trigger": None, **spec.input_spec, **glue, "part": fitting[0].get("part"),
             "channel_count": len(spec.input_spec["channels"]),
             "mean_text": ", ".join(_float_text(v) + "f" for v in mean) if mean else None,
             "std_text": ", ".join(_float_text(v) + "f" for v in std) if std else None}
@@ -399,7 +409,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "template": board.template,
         "tflm_library": board.tflm.get("library"),
         "mode": mode,
-        "sensor": ({k: sensor[k] for k in SENSOR_MANIFEST_KEYS} if sensor else None),
+        "sensor": ({k: sensor.get(k) for k in SENSOR_MANIFEST_KEYS} if sensor else None),
         "model_sha256": spec.sha256,
         "model_file": spec.tflite_path.name,
         "model_bytes": len(spec.data),

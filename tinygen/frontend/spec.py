@@ -7,9 +7,14 @@ Given to `tinygen convert --input-spec FILE`, or found beside the model as
 
     {"sensor": "imu", "rate_hz": 10, "channels": ["ax", "ay", "az", "gx", "gy", "gz"],
      "units": {"ax": "g", ...}, "window": 100, "stride": 10,
-     "normalize": null | {"mean": [...], "std": [...]}}
+     "normalize": null | {"mean": [...], "std": [...]},
+     "trigger": {"channels": ["ax", "ay", "az"], "threshold": 2.5, "pre": 20}}  (optional)
 
 ``normalize`` null means the model normalizes itself (or was trained on raw units).
+With ``trigger`` the windows are motion-triggered instead of sliding: when the sum of |x|
+over the trigger channels reaches the threshold (spec units, before normalization), the
+window is the ``pre`` samples before that sample, that sample, and the ones after it;
+the trigger re-arms once that window has been inferred.
 """
 
 from __future__ import annotations
@@ -36,13 +41,21 @@ class InputSpec:
     stride: int
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    trigger: dict[str, Any] | None = None  # {"channels": [...], "threshold": x, "pre": n}
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["channels"] = list(self.channels)
         mean, std = d.pop("mean"), d.pop("std")
         d["normalize"] = None if mean is None else {"mean": list(mean), "std": list(std)}
+        if self.trigger is None:
+            d.pop("trigger")
         return d
+
+    def trigger_mask(self) -> list[bool]:
+        """Which channels the motion trigger sums (|x| in the spec's units)."""
+        names = set(self.trigger["channels"]) if self.trigger else set()
+        return [c in names for c in self.channels]
 
 
 def _fail(where: str, what: str) -> InputFileError:
@@ -90,9 +103,22 @@ def parse_input_spec(raw: Any, where: str) -> InputSpec:
         if any(v <= 0 for v in std):  # type: ignore[union-attr]
             raise _fail(where, "field 'normalize.std' must be > 0 for every channel")
         mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)  # type: ignore[union-attr]
+    trigger = raw.get("trigger")
+    if trigger is not None:
+        if not isinstance(trigger, dict):
+            raise _fail(where, "field 'trigger' must be null or {channels, threshold, pre}")
+        tch, level, pre = trigger.get("channels"), trigger.get("threshold"), trigger.get("pre", 0)
+        if not isinstance(tch, list) or not tch or not set(tch) <= set(channels):
+            raise _fail(where, "field 'trigger.channels' must list channels of 'channels'")
+        if not isinstance(level, (int, float)) or isinstance(level, bool) or level <= 0:
+            raise _fail(where, "field 'trigger.threshold' must be a number > 0 (sum of |x| "
+                               "over the trigger channels, in their units)")
+        if not isinstance(pre, int) or isinstance(pre, bool) or not 0 <= pre < ints["window"]:
+            raise _fail(where, "field 'trigger.pre' must be 0 <= pre < window samples")
+        trigger = {"channels": list(tch), "threshold": float(level), "pre": pre}
     return InputSpec(sensor=sensor, rate_hz=float(rate), channels=tuple(channels),
                      units=dict(units), window=ints["window"], stride=ints["stride"],
-                     mean=mean, std=std)
+                     mean=mean, std=std, trigger=trigger)
 
 
 def load_input_spec(path: Path) -> InputSpec:

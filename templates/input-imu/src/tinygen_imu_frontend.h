@@ -3,6 +3,7 @@
  *
  *   v = (x - mean[c]) / std[c]      (when normalize is set)
  *   q = clamp(rint(v / scale) + zero_point, -128, 127), single precision, half to even
+ * Windows slide by `stride` samples, or are motion-triggered (see tg_imu_config).
  */
 #ifndef TINYGEN_IMU_FRONTEND_H_
 #define TINYGEN_IMU_FRONTEND_H_
@@ -22,12 +23,19 @@ typedef struct {
   const float* std;    /* [channels] */
   float scale;         /* the model's input quantization */
   int32_t zero_point;
+  /* Motion trigger instead of sliding windows, when trigger_mask is not NULL: a window is
+   * the `pre` samples before the first sample whose sum of |x| over the masked channels
+   * (spec units) reaches `threshold`, that sample and the ones after it. */
+  const uint8_t* trigger_mask; /* [channels] 1 = summed, or NULL: sliding windows */
+  float threshold;
+  uint32_t pre;
 } tg_imu_config;
 
 typedef struct {
   const tg_imu_config* config;
   int8_t* ring;        /* window * channels bytes, owned by the caller */
   uint32_t count;      /* samples seen */
+  uint32_t capture_end; /* trigger mode: count at which the captured window is full, or 0 */
 } tg_imu_frontend;
 
 void tg_imu_init(tg_imu_frontend* fe, const tg_imu_config* config, int8_t* ring);

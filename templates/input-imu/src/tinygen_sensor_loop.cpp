@@ -14,14 +14,27 @@ namespace {
 #if TINYGEN_SENSOR_NORMALIZE
 const float kMean[TINYGEN_SENSOR_CHANNELS] = TINYGEN_SENSOR_MEAN;
 const float kStd[TINYGEN_SENSOR_CHANNELS] = TINYGEN_SENSOR_STD;
-const tg_imu_config kConfig = {TINYGEN_SENSOR_WINDOW, TINYGEN_SENSOR_STRIDE,
-                               TINYGEN_SENSOR_CHANNELS, kMean, kStd, TINYGEN_INPUT_SCALE,
-                               TINYGEN_INPUT_ZERO_POINT};
+#define TINYGEN_MEAN_PTR kMean
+#define TINYGEN_STD_PTR kStd
 #else
-const tg_imu_config kConfig = {TINYGEN_SENSOR_WINDOW, TINYGEN_SENSOR_STRIDE,
-                               TINYGEN_SENSOR_CHANNELS, nullptr, nullptr, TINYGEN_INPUT_SCALE,
-                               TINYGEN_INPUT_ZERO_POINT};
+#define TINYGEN_MEAN_PTR nullptr
+#define TINYGEN_STD_PTR nullptr
 #endif
+
+#if TINYGEN_SENSOR_TRIGGER
+const uint8_t kTriggerMask[TINYGEN_SENSOR_CHANNELS] = TINYGEN_SENSOR_TRIGGER_MASK;
+#define TINYGEN_TRIGGER_PTR kTriggerMask
+#else
+#define TINYGEN_TRIGGER_PTR nullptr
+#define TINYGEN_SENSOR_TRIGGER_THRESHOLD 0.0f
+#define TINYGEN_SENSOR_TRIGGER_PRE 0u
+#endif
+
+const tg_imu_config kConfig = {TINYGEN_SENSOR_WINDOW, TINYGEN_SENSOR_STRIDE,
+                               TINYGEN_SENSOR_CHANNELS, TINYGEN_MEAN_PTR, TINYGEN_STD_PTR,
+                               TINYGEN_INPUT_SCALE, TINYGEN_INPUT_ZERO_POINT,
+                               TINYGEN_TRIGGER_PTR, TINYGEN_SENSOR_TRIGGER_THRESHOLD,
+                               TINYGEN_SENSOR_TRIGGER_PRE};
 
 int8_t g_ring[TINYGEN_INPUT_BYTES];
 int8_t g_window[TINYGEN_INPUT_BYTES];
