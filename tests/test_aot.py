@@ -386,3 +386,37 @@ def test_experimental_lstm_against_tflm(lstm_tflite: Path, tmp_path: Path,
     print(f"experimental LSTM: {int((diff > 0).sum())} of {diff.size} outputs differ from "
           f"TFLM (max {int(diff.max())} LSB)")
     assert diff.max() <= 4 and (diff > 0).mean() <= 0.1
+
+
+@pytest.mark.parametrize("board", ["nano33ble", "esp32dev"])
+def test_arduino_board_project_with_engine_aot_compiles(board: str, gesture_tflite: Path,
+                                                         tmp_path: Path) -> None:
+    """`render --engine aot` for an Arduino board: the engine's files (runner, kernels,
+    generated model) compile warning-free for a Cortex-M4 (the Arduino core itself is not
+    available offline; esp32's Xtensa compiler neither)."""
+    import dataclasses
+
+    from tinygen.boards import load_board
+    from tinygen.render import load_model_spec, render_project
+
+    arm_cc, arm_cxx = shutil.which("arm-none-eabi-gcc"), shutil.which("arm-none-eabi-g++")
+    if arm_cc is None or arm_cxx is None:
+        pytest.skip("arm-none-eabi toolchain not installed")
+    spec = load_model_spec(gesture_tflite, labels="a,b,c,d")
+    out = tmp_path / "proj"
+    result = render_project(spec, dataclasses.replace(load_board(board), engine="aot"), out)
+    m = result.manifest
+    assert m["engine"] == "aot" and m["ops"] == []
+    assert m["arena"]["bytes"] >= m["aot"]["ram_bytes"] == m["arena"]["measured"]
+    src = out / "src"
+    assert not (src / "tinygen_ops.cc").exists() and (src / "tg_model.c").is_file()
+    cpu = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os",
+           "-Wall", "-Wextra", "-Werror", f"-I{src}", "-c"]
+    jobs = [(arm_cxx, ["-std=gnu++14", "-fno-exceptions", "-fno-rtti"],
+             src / "tinygen_runner_aot.cpp"),
+            (arm_cc, ["-std=gnu11"], src / "tg_model.c"),
+            (arm_cc, ["-std=gnu11"], src / "tg_kernels.c")]
+    for cc, std, file in jobs:
+        proc = subprocess.run([cc, *std, *cpu, str(file), "-o", str(tmp_path / (file.name + ".o"))],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
