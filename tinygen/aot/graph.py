@@ -77,7 +77,7 @@ class Graph:
         dtype = NUMPY_TYPES.get(tensor.dtype)
         if dtype is None:
             raise InputFileError(f"tensor {tensor.name}: constant of type {tensor.dtype}")
-        data = np.frombuffer(self.buffers[tensor.buffer], dtype=dtype)
+        data: np.ndarray = np.frombuffer(self.buffers[tensor.buffer], dtype=dtype)
         shape = tensor.shape if tensor.shape else ()
         if data.size != int(np.prod(shape, dtype=np.int64)):
             raise InputFileError(f"tensor {tensor.name}: buffer holds {data.size} values, "

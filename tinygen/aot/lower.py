@@ -286,7 +286,7 @@ def _activation(graph: Graph, op: Op, name: str) -> Call:
     inp, out = op.inputs[0], op.outputs[0]
     si, zi = _q(graph, inp)
     so, zo = _q(graph, out)
-    p = {"count": graph.nbytes(inp), "in_zero_point": zi, "range_radius": 0, "multiplier": 0,
+    p: dict[str, int] = {"count": graph.nbytes(inp), "in_zero_point": zi, "range_radius": 0, "multiplier": 0,
          "shift": 0, "out_offset": zo, "act_min": -128, "act_max": 127}
     if op.name in ("LOGISTIC", "TANH"):
         want = -128 if op.name == "LOGISTIC" else 0
@@ -302,7 +302,7 @@ def _activation(graph: Graph, op: Op, name: str) -> Call:
         p["act_min"] = zi
         p["act_max"] = min(127, quant.quantize_value(si, zi, 6.0))
         kernel = "tg_clamp"
-    call = Call(kernel, "tg_act_params", p)
+    call = Call(kernel, "tg_act_params", dict(p))
     call.args = [f"t{inp}", f"t{out}"]
     return call
 
@@ -385,8 +385,11 @@ def _lstm(graph: Graph, op: Op, name: str) -> Call:
     s_c, _ = _q(graph, ins[19])
     gate_in = quant.f32(quant.LSTM_GATE_INPUT_SCALE)
     call = Call("tg_lstm", "tg_lstm_params")
-    w_in, w_rec, bias, mults = [], [], [], {"in_mult": [], "in_shift": [], "rec_mult": [],
-                                            "rec_shift": []}
+    w_in: list[str] = []
+    w_rec: list[str] = []
+    bias: list[str] = []
+    mults: dict[str, list[int]] = {"in_mult": [], "in_shift": [], "rec_mult": [],
+                                   "rec_shift": []}
     for g, pos in enumerate(LSTM_GATES):
         wi, wr, b = ins[pos], ins[pos + 4], ins[pos + 11]
         for key, t in ((f"{name}_w{g}", wi), (f"{name}_r{g}", wr)):
