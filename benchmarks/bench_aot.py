@@ -10,7 +10,9 @@ blocks, built and converted here with TensorFlow), prints:
   alive at once, reshapes aliased) against the TFLM arena the tflite-micro interpreter
   needs (64-bit host measure, `tinygen inspect`).
 - Flash on a Cortex-M4 (-Os, arm-none-eabi-gcc, linked with --gc-sections): the AOT
-  engine's code (kernels it calls + generated calls, libc memcpy) and its constants.
+  engine's code (kernels it calls + generated calls, libc memcpy) and its constants; and
+  the engine's stack, the deepest call chain from tg_model_invoke over GCC's
+  -fcallgraph-info=su frames (static and exact: no recursion, no function pointers).
 - Instructions per inference on the emulated Cortex-M4 (QEMU mps2-an386, -icount shift=0:
   one instruction per virtual ns, so the firmware's `latency_us` x 1000 is the count),
   from the qemu-m4 firmware built with engine aot and fed real or seeded inputs.
@@ -165,14 +167,16 @@ def main() -> int:
             rows.append({"model": name, "ops": ",".join(sorted({o.name for o in model.graph.ops})),
                          "plan": model.plan.peak_bytes, "floor": model.plan.floor_bytes,
                          "tflm_arena": tflm_arena, "code": sizes.get("code_bytes"),
-                         "const": sizes.get("const_bytes"), "instr": instr, "equal": equal})
+                         "const": sizes.get("const_bytes"), "stack": sizes.get("stack_bytes"),
+                         "instr": instr, "equal": equal})
     print(f"{'model':<16} {'AOT RAM':>8} {'floor':>7} {'TFLM arena':>10} {'RAM ratio':>9} "
           f"{'AOT code':>8} {'consts':>7} {'instr/inf':>10}  outputs==TFLM  ops")
     for r in rows:
         print(f"{r['model']:<16} {r['plan']:>8,} {r['floor']:>7,} {r['tflm_arena']:>10,} "
               f"{r['plan'] / r['tflm_arena']:>9.2f} {r['code'] or 0:>8,} {r['const'] or 0:>7,} "
               f"{r['instr']:>10,.0f}  {r['equal']!s:<13}  {r['ops']}")
-        print(f"{'':<16} plan peak / floor = {r['plan'] / max(r['floor'], 1):.3f}")
+        print(f"{'':<16} plan peak / floor = {r['plan'] / max(r['floor'], 1):.3f}; engine stack "
+              f"<= {r['stack'] or 0} B; RAM with stack {r['plan'] + (r['stack'] or 0):,} B")
     g = next(r for r in rows if r["model"] == "gesture")
     ref = TFLM_M4_GESTURE
     print("\ngesture vs TFLM on the emulated M4 (TFLM figures: docs/verify-tflm.md, 2026-11-23)")

@@ -206,7 +206,8 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
         if "aot" in report:
             a = report["aot"]
             flash_text = (f"{a['flash_bytes']:,} B (Cortex-M4 -Os: code {a['code_bytes']:,} B"
-                          f" + constants {a['const_bytes']:,} B)" if a["flash_bytes"] is not None
+                          f" + constants {a['const_bytes']:,} B), stack <= {a['stack_bytes']:,} B"
+                          if a["flash_bytes"] is not None
                           else "unknown (arm-none-eabi-gcc not installed)")
             click.echo(f"AOT engine: RAM {a['ram_bytes']:,} B (plan peak; activation floor "
                        f"{a['floor_bytes']:,} B), flash {flash_text}")

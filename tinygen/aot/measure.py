@@ -4,6 +4,7 @@ constants (weights, biases, multipliers)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +42,11 @@ def arm_sizes(model: AotModel) -> dict[str, Any] | None:
         subprocess.run([cc, *ARM_FLAGS, "--specs=nano.specs", "-nostartfiles",
                         "-Wl,--gc-sections", "-o", str(elf), str(folder / "entry.c"),
                         *map(str, sources)], check=True, capture_output=True, text=True)
+        for src in sources:  # per-function frames and calls, for the stack bound
+            subprocess.run([cc, *ARM_FLAGS, "-fcallgraph-info=su", "-c", str(src), "-o",
+                            str(src.with_suffix(".o"))], check=True, capture_output=True,
+                           text=True, cwd=folder)
+        stack = _stack_bound([p.read_text() for p in folder.glob("*.ci")], "tg_model_invoke")
         out = subprocess.run([size, "-A", str(elf)], check=True, capture_output=True,
                              text=True).stdout
     code = const = 0
@@ -53,4 +59,34 @@ def arm_sizes(model: AotModel) -> dict[str, Any] | None:
             code += n
         elif name.startswith((".rodata", ".data")):
             const += n
-    return {"flash_bytes": code + const, "code_bytes": code, "const_bytes": const}
+    return {"flash_bytes": code + const, "code_bytes": code, "const_bytes": const,
+            "stack_bytes": stack}
+
+
+NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*?(\d+) bytes \((static|dynamic)')
+EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+
+
+def _stack_bound(callgraphs: list[str], root: str) -> int:
+    """Deepest stack from `root` over GCC's -fcallgraph-info=su call graphs (frames of the
+    engine's own functions; libc's memcpy/memset count 0). The engine has no recursion and
+    no function pointers, so this static bound is exact for its code."""
+    frame: dict[str, int] = {}
+    calls: dict[str, set[str]] = {}
+    for text in callgraphs:
+        for name, size, _kind in NODE.findall(text):
+            frame[name] = int(size)
+        for src, dst in EDGE.findall(text):
+            calls.setdefault(src, set()).add(dst)
+    memo: dict[str, int] = {}
+
+    def depth(fn: str, seen: frozenset[str]) -> int:
+        if fn in memo:
+            return memo[fn]
+        if fn in seen:  # recursion would make the bound infinite; the engine has none
+            raise RuntimeError(f"recursive call through {fn}")
+        deepest = max((depth(c, seen | {fn}) for c in calls.get(fn, ())), default=0)
+        memo[fn] = frame.get(fn, 0) + deepest
+        return memo[fn]
+
+    return depth(root, frozenset())

@@ -53,6 +53,7 @@ def aot_report(tflite_path: Any) -> dict[str, Any]:
     from .measure import arm_sizes
 
     model = build_model(tflite_path.read_bytes(), tflite_path.name)
-    sizes = arm_sizes(model) or {"flash_bytes": None, "code_bytes": None, "const_bytes": None}
+    sizes = arm_sizes(model) or {"flash_bytes": None, "code_bytes": None, "const_bytes": None,
+                                 "stack_bytes": None}
     return {"ram_bytes": model.plan.peak_bytes, "floor_bytes": model.plan.floor_bytes,
             **sizes}
