@@ -89,5 +89,7 @@ def test_flash_reports_configured_vs_used_and_how_to_tighten() -> None:
     lines = arena_report(_hello(5520, 3108), "nano33ble", "model.h5")
     assert lines[0] == "arena: 5,520 B configured, 3,108 B used on the board (56%)"
     assert "tinygen flash --board nano33ble model.h5 --arena 3264" in lines[1]  # 3108 + 5 %
+    project = arena_report(_hello(5520, 3108), "nano33ble", "fw/p", is_project=True)[1]
+    assert "tinygen render --board nano33ble MODEL --out fw/p --arena 3264" in project
     assert arena_report(_hello(3264, 3108), "nano33ble", "m")[1:] == []  # already tight
     assert arena_report(_hello(3264, 0), "nano33ble", "m") == []  # not ready: nothing said

@@ -522,7 +522,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     upload(plan, port_now, verbose, progress)
     hello = wait_for_hello(board, port, pm["model_sha256"])
     progress(f"verified: {board.name} runs model {hello.model} (tinygen {hello.fw})")
-    for line in arena_report(hello, board.name, str(target)):
+    for line in arena_report(hello, board.name, str(target), is_project):
         progress(line)
     if no_monitor:
         return

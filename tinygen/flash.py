@@ -124,8 +124,10 @@ def wait_for_hello(board: Board, port: str | None, expected_model: str,
     )
 
 
-def arena_report(hello: Hello, board_name: str, target: str) -> list[str]:
-    """Configured vs used arena from the board's hello, and how to tighten it."""
+def arena_report(hello: Hello, board_name: str, target: str,
+                 is_project: bool = False) -> list[str]:
+    """Configured vs used arena from the board's hello, and how to tighten it (``target``:
+    the model flashed, or the rendered project, which must be rendered again)."""
     used_text = hello.extra.get("used")
     if hello.arena is None or not used_text or not used_text.isdigit() or int(used_text) == 0:
         return []
@@ -134,10 +136,12 @@ def arena_report(hello: Hello, board_name: str, target: str) -> list[str]:
               f"({used / configured:.0%})")]
     suggested = -(-(used + math.ceil(used * 0.05)) // 16) * 16
     if suggested < configured:
+        command = (f"tinygen render --board {board_name} MODEL --out {target} "
+                   f"--arena {suggested}, then flash {target}" if is_project else
+                   f"tinygen flash --board {board_name} {target} --arena {suggested}")
         lines.append(
-            f"  to tighten it: tinygen flash --board {board_name} {target} --arena {suggested} "
-            f"(used + 5%; kernels may take more while they prepare, so check that the board "
-            f"answers after it)")
+            f"  to tighten it: {command} (used + 5%; kernels may take more while they "
+            f"prepare, so check that the board answers after it)")
     return lines
 
 
