@@ -118,3 +118,15 @@ def test_monitor_and_flash_verify_open_esp32_ports_that_way(monkeypatch: pytest.
         with pytest.raises(Exception):  # noqa: B017 - the fake stops the wait at once
             flash.wait_for_hello(load_board(board), "loop://", "0" * 64, timeout=0.3)
         assert opened and all(flag is releases for _, flag in opened)
+
+
+def test_profile_auto_reset_value_is_checked() -> None:
+    import json
+
+    from tinygen.boards import _boards_dir, parse_board
+    from tinygen.errors import BoardError
+
+    data = json.loads(_boards_dir().joinpath("esp32dev.json").read_text())
+    data["upload"]["auto_reset"] = "rts-only"
+    with pytest.raises(BoardError, match="upload.auto_reset"):
+        parse_board(data, "esp32dev.json")
