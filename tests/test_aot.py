@@ -104,7 +104,8 @@ def test_plan_aliases_reshapes_and_reaches_the_floor(gesture_tflite: Path) -> No
             if a is b or a.last < b.first or b.last < a.first:
                 continue
             assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
-    assert plan.floor_bytes <= plan.peak_bytes <= plan.floor_bytes * 1.02 + 4
+    # within 2 % of the activation floor (in-place ops may even go below it)
+    assert plan.peak_bytes <= plan.floor_bytes * 1.02 + 4
 
 
 def test_generated_code_is_deterministic_and_warning_free_on_arm(
@@ -227,6 +228,10 @@ def test_op_equals_tflm(name: str, op_models: dict[str, tuple[bytes, tuple[int, 
     ops = ",".join(sorted({op.name for op in model.graph.ops}))
     counts = compare(data, quantize_input(model, x), tmp_path, f"{name} [{ops}]")
     assert counts["differing"] == 0
+    if name.startswith("relu"):  # the activation runs in place on its dying input
+        op = next(o for o in model.graph.ops if o.name.startswith("RELU"))
+        assert model.plan.offset(op.inputs[0]) == model.plan.offset(op.outputs[0])
+    assert model.plan.peak_bytes <= model.plan.floor_bytes * 1.02 + 4
 
 
 @st.composite

@@ -4,7 +4,9 @@ from tensor lifetimes at generation time.
 A tensor lives from the operator that writes it (model inputs: from the start) to the last
 operator that reads it (model outputs: to the end). Reshape-like operators (RESHAPE,
 SQUEEZE, EXPAND_DIMS) do not move bytes: their output is an alias of their input and the
-two share one buffer and one lifetime. Each buffer goes at the lowest offset free of every
+two share one buffer and one lifetime; so do the output of an elementwise op (ADD, SUB, MUL,
+RELU, RELU6, LOGISTIC, TANH, QUANTIZE, SOFTMAX) and a same-size input it reads last
+(in place). Each buffer goes at the lowest offset free of every
 buffer whose lifetime overlaps its own; the order of placement is searched (largest first,
 by first use, by lifetime, then seeded shuffles) and the lowest peak kept, stopping early
 at the activation floor (the largest sum of buffers alive at one operator: no plan can go
@@ -20,6 +22,11 @@ from dataclasses import dataclass, field
 from .graph import Graph
 
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+# Ops whose kernel reads element i (or, for SOFTMAX, its whole row) before writing element
+# i of an output the same size as that input: the output may take the input's buffer when
+# this op is the input's last reader.
+IN_PLACE_OPS = ("ADD", "LOGISTIC", "MUL", "QUANTIZE", "RELU", "RELU6", "SOFTMAX", "SUB",
+                "TANH")
 ALIGN = 4
 
 
@@ -66,9 +73,9 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
-    """Offsets for every activation tensor (variable tensors included: they are reset at
-    the start of their operator) and for each operator's scratch (op index -> bytes)."""
+def _buffers(graph: Graph, scratch: dict[int, int], in_place: bool) -> list[Buffer]:
+    """One buffer per group of tensors sharing bytes (reshape aliases; with in_place, also
+    an in-place op's output and its dying input), with its lifetime; plus scratches."""
     n_ops = len(graph.ops)
     root: dict[int, int] = {}
 
@@ -77,9 +84,28 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
             t = root[t]
         return t
 
+    readers: dict[int, int] = {}  # tensor -> last op reading it (graph outputs: never dies)
+    for op in graph.ops:
+        for t in op.inputs:
+            readers[t] = max(readers.get(t, -1), op.index)
+    for t in graph.outputs:
+        readers[t] = n_ops
+
+    def group_last_read(r: int) -> int:
+        return max((readers.get(t, -1) for t in list(readers) + [r] if find(t) == r),
+                   default=-1)
+
     for op in graph.ops:
         if op.name in ALIAS_OPS and not graph.is_const(op.inputs[0]):
             root[op.outputs[0]] = find(op.inputs[0])
+        elif in_place and op.name in IN_PLACE_OPS \
+                and not graph.tensors[op.outputs[0]].is_variable:
+            for t in op.inputs:
+                if t >= 0 and not graph.is_const(t) and not graph.tensors[t].is_variable \
+                        and graph.nbytes(t) == graph.nbytes(op.outputs[0]) \
+                        and group_last_read(find(t)) == op.index:
+                    root[op.outputs[0]] = find(t)
+                    break
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     members: dict[int, list[int]] = {}
@@ -104,9 +130,24 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
     buffers = [Buffer(root=r, tensors=sorted(ts), size=max(graph.nbytes(t) for t in ts),
                       first=first[r], last=last[r]) for r, ts in members.items()]
     buffers += [Buffer(root=-(k + 1), tensors=[], size=size, first=k, last=k)
-                for k, size in sorted((scratch or {}).items()) if size > 0]
-    floor = max((sum(b.size for b in buffers if b.first <= k <= b.last)
-                 for k in range(max(n_ops, 1))), default=0)
+                for k, size in sorted(scratch.items()) if size > 0]
+    return buffers
+
+
+def _floor(buffers: list[Buffer], n_ops: int) -> int:
+    return max((sum(b.size for b in buffers if b.first <= k <= b.last)
+                for k in range(max(n_ops, 1))), default=0)
+
+
+def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
+    """Offsets for every activation tensor (variable tensors included: they are reset at
+    the start of their operator) and for each operator's scratch (op index -> bytes).
+    The activation floor is taken without in-place sharing (reshape-like aliases only);
+    in-place sharing can bring the peak below it."""
+    n_ops = len(graph.ops)
+    floor = _floor(_buffers(graph, scratch or {}, in_place=False), n_ops)
+    buffers = _buffers(graph, scratch or {}, in_place=True)
+    target = _floor(buffers, n_ops)  # the best any placement of these buffers can do
     best: list[int] | None = None
     best_peak = 0
     for order in _orders(buffers):
@@ -116,7 +157,7 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
             best, best_peak = [0] * len(buffers), peak
             for off, b in zip(offsets, order):
                 best[buffers.index(b)] = off
-        if best_peak <= _align(floor):
+        if best_peak <= _align(target):
             break
     for buf, off in zip(buffers, best or []):
         buf.offset = off
