@@ -45,6 +45,8 @@ def _template_sources(board: str) -> dict[str, Path]:
         root = REPO / "templates" / tree
         for f in sorted(root.rglob("*")):
             if f.is_file() and f.name != "__init__.py":
+                if f.suffix == ".jinja" and f.read_text().startswith("{% if sensor"):
+                    continue  # whole-file sensor glue: rendered only in sensor mode
                 found[f.relative_to(root).as_posix().removesuffix(".jinja")] = f
     return found
 

@@ -83,3 +83,70 @@ def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path)
         assert json.loads((tmp_path / board / "tinygen.json").read_text())["mode"] == "serial"
     assert "input: serial (esp32dev has no imu sensor" in run_tinygen(
         "render", "--board", "esp32dev", str(imu_model), "--out", str(tmp_path / "x")).stderr
+
+
+CAMERA_SPEC = {"sensor": "camera", "rate_hz": 5, "channels": ["gray"], "width": 96,
+               "height": 96, "pixel_range": [0, 255]}
+
+
+@pytest.fixture(scope="module")
+def camera_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("cam")
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((96, 96, 1)), keras.layers.Rescaling(1 / 255.0),
+                              keras.layers.Conv2D(4, 3, strides=4, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.save(root / "cam.keras")
+    images = [np.asarray(Image.open(REPO / "tests" / "data" / "images" / n).convert("L"))
+              for n in ("person.bmp", "no_person.bmp")]
+    np.savez(root / "calib.npz", x=np.stack(images)[..., None].astype(np.float32))
+    (root / "spec.json").write_text(json.dumps(CAMERA_SPEC))
+    out = root / "cam.tflite"
+    proc = run_tinygen("convert", str(root / "cam.keras"), "--calib", str(root / "calib.npz"),
+                       "--input-spec", str(root / "spec.json"), "--labels", "person,nothing",
+                       "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_camera_glue_for_the_esp32cam(camera_model: Path, tmp_path: Path) -> None:
+    from tinygen.frontend.image import quantization_table
+    from tinygen.model.int8_runner import Int8Runner
+
+    proc = run_tinygen("render", "--board", "esp32cam", str(camera_model),
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    assert "input: the board's camera" in proc.stderr  # auto: the camera fits
+    src = tmp_path / "p" / "src"
+    glue = (src / "tinygen_camera_esp32.cpp").read_text()
+    assert "config.pin_sccb_sda = 26;" in glue and "esp_camera_fb_get()" in glue
+    assert "CAMERA_FB_IN_PSRAM" in glue
+    cfg = (src / "tinygen_sensor_config.h").read_text()
+    assert "#define TINYGEN_CAMERA_FRAMESIZE FRAMESIZE_96X96" in cfg
+    assert "#define TINYGEN_CAMERA_PIXFORMAT PIXFORMAT_GRAYSCALE" in cfg
+    runner = Int8Runner(camera_model.read_bytes())
+    table = quantization_table(runner.in_scale, int(runner.in_zero_point), 0.0, 255.0)
+    lut = cfg.split("#define TINYGEN_CAMERA_LUT {")[1].split("}")[0]
+    assert [int(v) for v in lut.split(",")] == table.tolist()
+    for name in ("tinygen_image_frontend.c", "tinygen_camera_loop.cpp"):
+        assert (src / name).is_file()
+    # a serial-mode project of the same board has no camera glue at all
+    proc = run_tinygen("render", "--board", "esp32cam", "--input", "serial", str(camera_model),
+                       "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "s" / "src" / "tinygen_camera_esp32.cpp").exists()
+
+
+def test_camera_model_on_a_board_without_camera(camera_model: Path, tmp_path: Path) -> None:
+    proc = run_tinygen("render", "--board", "nano33ble", "--input", "sensor", str(camera_model),
+                       "--out", str(tmp_path / "p"))
+    assert_user_error(proc, "nano33ble has no camera sensor", "imu (LSM9DS1)")

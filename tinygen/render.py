@@ -250,6 +250,33 @@ def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) 
             "library": sensor["library"], "include": sensor["include"]}
 
 
+# OV2640 frame sizes of the ESP32 camera driver (esp32-camera's framesize_t), smallest first.
+CAMERA_FRAMES = (("FRAMESIZE_96X96", 96, 96), ("FRAMESIZE_QQVGA", 160, 120),
+                 ("FRAMESIZE_QCIF", 176, 144), ("FRAMESIZE_HQVGA", 240, 176),
+                 ("FRAMESIZE_240X240", 240, 240), ("FRAMESIZE_QVGA", 320, 240),
+                 ("FRAMESIZE_CIF", 400, 296), ("FRAMESIZE_HVGA", 480, 320),
+                 ("FRAMESIZE_VGA", 640, 480))
+
+
+def _camera_frames(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dict[str, Any]:
+    """Frame size and pixel format to ask the camera for, and the pixel -> int8 table."""
+    from .frontend.image import quantization_table
+
+    assert spec.input_spec is not None
+    width, height = spec.input_spec["width"], spec.input_spec["height"]
+    frame = next((f for f in CAMERA_FRAMES if f[1] >= width and f[2] >= height), None)
+    if frame is None:
+        raise BoardError(f"{spec.tflite_path.name}: a {width}x{height} input is larger than the "
+                         f"{sensor.get('part')} frames tinygen asks for (up to 640x480)",
+                         hint="train the model on smaller images")
+    lo, hi = spec.input_spec.get("pixel_range", [0.0, 255.0])
+    table = quantization_table(spec.input_scale, spec.input_zero_point, lo, hi)
+    gray = spec.input_spec["channels"] == ["gray"]
+    return {"frame_name": frame[0], "frame_width": frame[1], "frame_height": frame[2],
+            "pixel_format": "PIXFORMAT_GRAYSCALE" if gray else "PIXFORMAT_RGB565",
+            "lut_text": ", ".join(str(int(v)) for v in table), "pins": sensor.get("pins", {})}
+
+
 def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     """Sensor mode: the model's input spec, checked against what the board can read."""
     if not spec.input_spec:
@@ -272,8 +299,11 @@ def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
                          f"{fitting[0].get('part', kind)} yet (its sensors: {have})",
                          hint="--input serial feeds the model over the serial port; boards "
                               "with IMU glue: nano33ble, nano33ble_sense_rev2, qemu-m4")
-    glue = _imu_channel_sources(spec, board, fitting[0]) \
-        if fitting[0].get("glue") == "arduino-imu" else {}
+    glue: dict[str, Any] = {}
+    if fitting[0].get("glue") == "arduino-imu":
+        glue = _imu_channel_sources(spec, board, fitting[0])
+    elif kind == "camera":
+        glue = _camera_frames(spec, board, fitting[0])
     mean = (spec.input_spec.get("normalize") or {}).get("mean")
     std = (spec.input_spec.get("normalize") or {}).get("std")
     trigger = spec.input_spec.get("trigger")
@@ -393,6 +423,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
                     text = env.from_string(text).render(context)
                 except jinja2.TemplateError as exc:  # a bug in a template, not user input
                     raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
+                if not text.strip():
+                    continue  # a template that does not apply here (e.g. camera glue)
             files[rel] = text.encode()
     files.update(platform_files)
     if aot is not None:

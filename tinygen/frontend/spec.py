@@ -27,7 +27,8 @@ from typing import Any
 
 from ..errors import InputFileError
 
-SENSORS = ("imu",)
+SENSORS = ("imu", "camera")
+CAMERA_CHANNELS = (["gray"], ["r", "g", "b"])
 MAX_CHANNELS = 32
 
 
@@ -42,6 +43,9 @@ class InputSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     trigger: dict[str, Any] | None = None  # {"channels": [...], "threshold": x, "pre": n}
+    width: int | None = None  # camera: the model's image size
+    height: int | None = None
+    pixel_range: tuple[float, float] | None = None  # camera: model value of pixel 0 and 255
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -50,6 +54,13 @@ class InputSpec:
         d["normalize"] = None if mean is None else {"mean": list(mean), "std": list(std)}
         if self.trigger is None:
             d.pop("trigger")
+        if self.sensor == "camera":
+            d["pixel_range"] = list(self.pixel_range or (0.0, 255.0))
+            for key in ("window", "stride", "normalize"):
+                d.pop(key)
+        else:
+            for key in ("width", "height", "pixel_range"):
+                d.pop(key)
         return d
 
     def trigger_mask(self) -> list[bool]:
@@ -82,6 +93,8 @@ def parse_input_spec(raw: Any, where: str) -> InputSpec:
     if not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values()) \
             or set(units) - set(channels):
         raise _fail(where, "field 'units' maps channel names to unit names")
+    if sensor == "camera":
+        return _camera_spec(raw, where, float(rate), channels)
     ints = {}
     for key in ("window", "stride"):
         value = raw.get(key)
@@ -121,6 +134,26 @@ def parse_input_spec(raw: Any, where: str) -> InputSpec:
                      mean=mean, std=std, trigger=trigger)
 
 
+def _camera_spec(raw: dict[str, Any], where: str, rate: float, channels: list[str]) -> InputSpec:
+    if channels not in CAMERA_CHANNELS:
+        raise _fail(where, "a camera's 'channels' are [\"gray\"] or [\"r\", \"g\", \"b\"]")
+    size = {}
+    for key in ("width", "height"):
+        value = raw.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1600:
+            raise _fail(where, f"field '{key}' must be the model's image {key} in pixels")
+        size[key] = value
+    prange = raw.get("pixel_range", [0, 255])
+    if (not isinstance(prange, list) or len(prange) != 2
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in prange)
+            or prange[0] == prange[1]):
+        raise _fail(where, "field 'pixel_range' is [value of pixel 0, value of pixel 255] as "
+                           "the model was trained (e.g. [0, 255] with Rescaling inside, [0, 1])")
+    return InputSpec(sensor="camera", rate_hz=rate, channels=tuple(channels), units={},
+                     window=1, stride=1, width=size["width"], height=size["height"],
+                     pixel_range=(float(prange[0]), float(prange[1])))
+
+
 def load_input_spec(path: Path) -> InputSpec:
     try:
         raw = json.loads(path.read_text())
@@ -150,3 +183,9 @@ def check_against_model(spec: InputSpec, input_shape: list[int], where: str) -> 
             f"match the model's input {input_shape}",
             hint="an IMU model takes [window, channels]; fix 'window' or 'channels'",
         )
+    if spec.sensor == "camera" and shape != [spec.height, spec.width, len(spec.channels)]:
+        raise InputFileError(
+            f"input spec {where}: a {spec.width}x{spec.height} image with "
+            f"{len(spec.channels)} channel(s) does not match the model's input {input_shape}",
+            hint="a camera model takes [height, width, channels]; fix the spec's size or "
+                 "channels")

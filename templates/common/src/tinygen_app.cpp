@@ -148,6 +148,14 @@ void app_feed(const char* data, size_t len) {
 
 bool app_ready() { return g_ready; }
 
+void app_log(const char* text) {
+  if (!g_io.write) return;
+  size_t n = 0;
+  while (text[n]) ++n;
+  g_io.write(text, n);
+  g_io.write("\r\n", 2);
+}
+
 void app_infer(const int8_t* input) {
   const uint32_t seq = g_sensor_seq++;
   if (!g_ready || !runner_input()) {

@@ -31,6 +31,9 @@ bool app_ready();
 // frame; its seq counts the windows from 0.
 void app_infer(const int8_t* input);
 
+// A device log line (plain text + CRLF, not a frame): shown by the monitor.
+void app_log(const char* text);
+
 }  // namespace tinygen
 
 #endif  // TINYGEN_APP_H_
