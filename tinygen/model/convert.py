@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,10 +225,7 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
 
     # Measure the arena with the real TFLM interpreter on the exact bytes we will write.
     progress("measuring the tensor arena with the TFLM interpreter")
-    with tempfile.TemporaryDirectory() as tmp:
-        probe_path = Path(tmp) / "model.tflite"
-        probe_path.write_bytes(data)
-        report = analyze(probe_path)
+    report = analyze(out, parsed=(data, tfl), progress=progress)  # nothing written yet
 
     metadata = {
         "format": METADATA_FORMAT,
