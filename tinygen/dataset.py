@@ -133,7 +133,7 @@ def find_clips(root: Path, pattern: str | None) -> list[tuple[Path, str, dict[st
     if not wavs:
         raise InputFileError(f"{root}: no .wav files in it or its subfolders",
                              hint="one subfolder per label (DIR/yes/*.wav), or --pattern")
-    clips = []
+    clips: list[tuple[Path, str, dict[str, str]]] = []
     if pattern is None:
         loose = [w for w in wavs if w.parent == root]
         if loose:
@@ -169,7 +169,9 @@ def build_audio_dataset(root: Path, params: FrontendParams | None = None,
                              f"model's labels ({', '.join(labels)})",
                              hint="rename or remove those clips, or give --labels")
     front = LogMel(params)
-    xs, ys, files = [], [], []
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
+    files: list[str] = []
     groups: dict[str, list[str]] = {}
     ds = AudioDataset(np.zeros(0), np.zeros(0, np.int64), labels, files, params)
     for i, (path, lab, extra) in enumerate(clips):

@@ -229,10 +229,10 @@ class LogMel:
             half = m // 2
             k = np.arange(half) * (n // m)
             c, s = self.cos[k], self.sin[k]
-            re = re.reshape(len(x), n // m, m)
-            im = im.reshape(len(x), n // m, m)
-            ar, ai = re[:, :, :half], im[:, :, :half]
-            br, bi = re[:, :, half:], im[:, :, half:]
+            re3 = re.reshape(len(x), n // m, m)
+            im3 = im.reshape(len(x), n // m, m)
+            ar, ai = re3[:, :, :half], im3[:, :, :half]
+            br, bi = re3[:, :, half:], im3[:, :, half:]
             tr = (br * c + bi * s + half_one) >> TWIDDLE_BITS
             ti = (bi * c - br * s + half_one) >> TWIDDLE_BITS
             re = np.concatenate([ar + tr, ar - tr], axis=2).reshape(len(x), n)
