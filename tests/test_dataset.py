@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import wave
 from pathlib import Path
 
@@ -146,3 +147,30 @@ def test_clipped_recordings_are_flagged(tmp_path: Path) -> None:
     proc = run_tinygen("dataset", "audio", str(tmp_path), "--out", str(tmp_path / "f.npz"))
     assert proc.returncode == 0, proc.stderr
     assert "1 clips are clipped" in proc.stdout
+
+
+def test_other_sample_widths_keep_their_top_16_bits(tmp_path: Path) -> None:
+    mono = read_wav(CLIPS / "yes_1000ms.wav").samples
+    as24 = (mono.astype(np.int32) << 8) | 0x7F  # low byte noise is dropped
+    raw24 = np.stack([(as24 >> s) & 0xFF for s in (0, 8, 16)], 1).astype(np.uint8).tobytes()
+    for width, raw in ((3, raw24), (1, ((mono >> 8) + 128).astype(np.uint8).tobytes())):
+        path = tmp_path / f"w{width}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(width)
+            w.setframerate(16000)
+            w.writeframes(raw)
+        got = read_wav(path).samples
+        want = mono if width == 3 else (mono >> 8) << 8
+        assert np.array_equal(got, want), width
+
+
+def test_float_wav_is_refused_with_a_hint(tmp_path: Path) -> None:
+    data = np.zeros(1600, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)  # WAVE_FORMAT_IEEE_FLOAT
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" \
+        + struct.pack("<I", len(data)) + data
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "f.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert_user_error(run_tinygen("dataset", "audio", str(tmp_path), "--out",
+                                  str(tmp_path / "f.npz")), "f.wav", "PCM")
