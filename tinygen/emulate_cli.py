@@ -91,7 +91,14 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         Ctrl-C or error.
         """
         from .boards import load_board
-        from .emulate import Emulator, emulator_of, firmware_elf, prepare_firmware, with_engine
+        from .emulate import (
+            Emulator,
+            emulator_of,
+            firmware_elf,
+            prepare_firmware,
+            run_emulate,
+            with_engine,
+        )
         from .monitor import Session, check_log_path, make_display, open_log
         from .protocol import Decoder, Quantization
         from .validate import load_test_data, project_model
@@ -114,8 +121,6 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                                                        info.output_zero_point)),
                           display=display, logs=logs, manifest_labels=tuple(info.labels),
                           project_model=info.sha256)
-        from .emulate import run_emulate
-
         try:
             with Emulator(board, firmware_elf(project, None, board), note=display.note) as emu:
                 run_emulate(emu, session, model_sha256=info.sha256, inputs=inputs,
