@@ -93,3 +93,25 @@ requires_tflm = pytest.mark.skipif(
     tflm_tree() is None,
     reason="needs a built TFLM tree in TINYGEN_TFLM_DIR (docs/verify-tflm.md)",
 )
+
+
+# Portable C (front-ends): strict C99 on the host, and the same flags for the Cortex-M4F.
+C99_STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+CORTEX_M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os"]
+
+
+def build_c_harness(out_dir: Path, name: str, src_dir: Path, sources: list[str],
+                    harness: Path) -> Path:
+    """A host program of portable C sources (in src_dir) and a test harness main."""
+    exe = out_dir / name
+    subprocess.run(["gcc", *C99_STRICT, f"-I{src_dir}", *[str(src_dir / s) for s in sources],
+                    str(harness), "-lm", "-o", str(exe)], check=True)
+    return exe
+
+
+def compile_for_cortex_m4f(source: Path, out_dir: Path) -> Path:
+    """Compile one portable C file for the Cortex-M4F (warnings are errors)."""
+    obj = out_dir / (source.stem + ".o")
+    subprocess.run(["arm-none-eabi-gcc", *C99_STRICT, *CORTEX_M4F, f"-I{source.parent}", "-c",
+                    str(source), "-o", str(obj)], check=True)
+    return obj

@@ -13,21 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
+from cpp_build import build_c_harness, compile_for_cortex_m4f
 
-from tinygen.frontend.image import FORMATS, image_to_input, quantization_table
+from tinygen.frontend.image import FORMATS, centre_crop, image_to_input, quantization_table
 
 SRC = REPO / "templates" / "input-camera" / "src"
 IMAGES = REPO / "tests" / "data" / "images"
-FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = tmp_path_factory.mktemp("img") / "image_frontend"
-    subprocess.run(["gcc", *FLAGS, f"-I{SRC}", str(SRC / "tinygen_image_frontend.c"),
-                    str(REPO / "tests" / "cpp" / "image_frontend_harness.c"), "-o", str(exe)],
-                   check=True)
-    return exe
+    return build_c_harness(tmp_path_factory.mktemp("img"), "image_frontend", SRC,
+                           ["tinygen_image_frontend.c"], REPO / "tests" / "cpp" / "image_frontend_harness.c")
 
 
 def _gray(name: str) -> np.ndarray:
@@ -81,12 +78,7 @@ def test_c_and_python_give_identical_input(harness: Path, source: str, fmt: str,
     # and it is the picture: close to Pillow's own bilinear resize of the same crop
     from PIL import Image
 
-    crop_w, crop_h = width, height
-    if width * out_h > height * out_w:
-        crop_w = height * out_w // out_h
-    else:
-        crop_h = width * out_h // out_w
-    x0, y0 = (width - crop_w) // 2, (height - crop_h) // 2
+    x0, y0, crop_w, crop_h = centre_crop(width, height, out_w, out_h)
     pil = Image.fromarray(image[y0:y0 + crop_h, x0:x0 + crop_w])
     if out_c == 1 and image.ndim == 3:
         pil = pil.convert("L")
@@ -109,7 +101,4 @@ def test_quantization_table_follows_the_model_input() -> None:
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
 def test_compiles_warning_free_for_cortex_m4f(tmp_path: Path) -> None:
-    subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-mcpu=cortex-m4", "-mthumb",
-                    "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os", f"-I{SRC}", "-c",
-                    str(SRC / "tinygen_image_frontend.c"), "-o", str(tmp_path / "img.o")],
-                   check=True)
+    compile_for_cortex_m4f(SRC / "tinygen_image_frontend.c", tmp_path)

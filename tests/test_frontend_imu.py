@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, assert_user_error, run_tinygen
+from cpp_build import build_c_harness, compile_for_cortex_m4f
 
 from tinygen.frontend.imu import ImuFrontend
 from tinygen.frontend.spec import InputSpec, load_input_spec, parse_input_spec
@@ -20,18 +21,14 @@ from tinygen.model.int8_runner import quantize_input
 
 SRC = REPO / "templates" / "input-imu" / "src"
 GESTURE = REPO / "examples" / "gesture"
-FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 # The gesture example's int8 input quantization (tinygen convert examples/gesture/model.h5).
 SCALE, ZERO_POINT = 0.245836451649665833, -15
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = tmp_path_factory.mktemp("imu") / "imu_frontend"
-    subprocess.run(["gcc", *FLAGS, f"-I{SRC}", str(SRC / "tinygen_imu_frontend.c"),
-                    str(REPO / "tests" / "cpp" / "imu_frontend_harness.c"), "-lm", "-o",
-                    str(exe)], check=True)
-    return exe
+    return build_c_harness(tmp_path_factory.mktemp("imu"), "imu_frontend", SRC,
+                           ["tinygen_imu_frontend.c"], REPO / "tests" / "cpp" / "imu_frontend_harness.c")
 
 
 def _stream() -> np.ndarray:
@@ -122,10 +119,7 @@ def test_windows_at_recording_boundaries_are_what_evaluation_feeds(harness: Path
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
 def test_compiles_warning_free_for_cortex_m4f(tmp_path: Path) -> None:
-    subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-mcpu=cortex-m4", "-mthumb",
-                    "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os", f"-I{SRC}", "-c",
-                    str(SRC / "tinygen_imu_frontend.c"), "-o", str(tmp_path / "imu.o")],
-                   check=True)
+    compile_for_cortex_m4f(SRC / "tinygen_imu_frontend.c", tmp_path)
 
 
 def test_input_spec_is_checked_and_stored(tmp_path: Path) -> None:

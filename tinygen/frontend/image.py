@@ -44,6 +44,18 @@ def _channels(frame: np.ndarray, fmt: str, width: int, height: int,
     return rgb
 
 
+def centre_crop(width: int, height: int, out_width: int,
+                out_height: int) -> tuple[int, int, int, int]:
+    """(x offset, y offset, width, height) of the largest centred crop with the output's
+    aspect ratio (integer arithmetic, as in C)."""
+    crop_w, crop_h = width, height
+    if width * out_height > height * out_width:
+        crop_w = height * out_width // out_height
+    else:
+        crop_h = width * out_height // out_width
+    return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
+
+
 def _coords(n: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     i = np.arange(n, dtype=np.int64)
     pos = ((2 * i + 1) * size * 256) // (2 * n) - 128
@@ -59,12 +71,7 @@ def image_to_input(frame: np.ndarray | bytes, width: int, height: int, fmt: str,
     data = np.frombuffer(bytes(frame), np.uint8) if not isinstance(frame, np.ndarray) \
         else frame.reshape(-1).astype(np.uint8)
     src = _channels(data, fmt, width, height, out_channels)
-    crop_w, crop_h = width, height
-    if width * out_height > height * out_width:
-        crop_w = height * out_width // out_height
-    else:
-        crop_h = width * out_height // out_width
-    x_off, y_off = (width - crop_w) // 2, (height - crop_h) // 2
+    x_off, y_off, crop_w, crop_h = centre_crop(width, height, out_width, out_height)
     src = src[y_off:y_off + crop_h, x_off:x_off + crop_w]
     y0, y1, fy = _coords(out_height, crop_h)
     x0, x1, fx = _coords(out_width, crop_w)

@@ -128,15 +128,16 @@ def read_keras_config(mf: ModelFile) -> dict[str, Any]:
     return config
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
+def walk_config_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object with a class_name in a Keras config, depth first."""
     if isinstance(node, dict):
         if "class_name" in node:
             yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from walk_config_nodes(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from walk_config_nodes(value)
 
 
 def _known_keras_class(name: str) -> bool:
@@ -174,7 +175,7 @@ def _training_config_warnings(parts: list[Any], name: str) -> list[str]:
     for part in parts:
         if not part:
             continue
-        for node in _walk(part):
+        for node in walk_config_nodes(part):
             cls = str(node.get("class_name"))
             module = node.get("module")
             registered = node.get("registered_name")
@@ -226,7 +227,7 @@ def _custom_names_in_strings(part: Any) -> list[str]:
 
 
 def _check_architecture(config: dict[str, Any], name: str) -> None:
-    for node in _walk(config):
+    for node in walk_config_nodes(config):
         cls = str(node.get("class_name"))
         layer = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
         where = f" (layer '{layer}')" if layer else ""

@@ -32,20 +32,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedModelError
+from .load import walk_config_nodes
 
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
 MAX_UNROLL_STEPS = 256
 
 
 def _recurrent_nodes(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if node.get("class_name") in RECURRENT_LAYERS and isinstance(node.get("config"), dict):
-            yield node
-        for value in node.values():
-            yield from _recurrent_nodes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _recurrent_nodes(value)
+    for found in walk_config_nodes(node):
+        if found.get("class_name") in RECURRENT_LAYERS and isinstance(found.get("config"), dict):
+            yield found
 
 
 def recurrent_layer_names(model: Any) -> list[str]:
