@@ -347,3 +347,20 @@ def test_relative_project_folder(example: dict[str, Any], env: dict[str, str],
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "hello board=qemu-m4" in proc.stdout
     assert (tmp_path / "fw" / "q" / "artifacts" / "firmware.elf").is_file()
+
+
+def test_validate_port_of_a_running_emulator(example: dict[str, Any],
+                                             env: dict[str, str]) -> None:
+    """`validate --port socket://...` to QEMU started by someone else (here: the library's
+    Emulator): the same comparison, and the hello's board makes the latency 'emulated'."""
+    from tinygen.boards import load_board
+    from tinygen.emulate import Emulator, firmware_elf
+
+    board = load_board("qemu-m4")
+    with Emulator(board, firmware_elf(example["project"], None, board)) as emu:
+        proc = run_tinygen("validate", "--port", emu.url, str(example["project"]), "--data",
+                           str(GESTURE / "test.npz"), "--limit", "10", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout)
+    assert r["n"] == 10 and r["identical"] == 10
+    assert r["latency_us"]["clock"] == "emulated" and r["device"]["emulated"] is True

@@ -47,6 +47,19 @@ def emulator_of(board: Board) -> dict[str, Any]:
     return board.emulator
 
 
+def is_emulated(board_name: str | None) -> bool:
+    """Does a hello's board name belong to an emulated board profile?"""
+    from .boards import load_board
+    from .errors import TinygenError
+
+    if not board_name:
+        return False
+    try:
+        return load_board(board_name).emulator is not None
+    except TinygenError:
+        return False
+
+
 def _install_line(board: Board) -> str:
     packages = emulator_of(board).get("packages") or []
     return f"sudo apt-get install {' '.join(packages)}" if packages else ""

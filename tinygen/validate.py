@@ -401,6 +401,11 @@ def run_validate(link: Any, info: ModelInfo, data: TestData, *, emulated: bool,
 
     hello = feed.handshake(link, info.sha256, info.input_bytes,
                            timeout=timeout or feed.HELLO_TIMEOUT_S)
+    if not emulated:
+        from .emulate import LATENCY_NOTE, is_emulated
+
+        if is_emulated(hello.board):  # e.g. --port socket:// to a QEMU started by hand
+            emulated, latency_note = True, LATENCY_NOTE
     progress(f"{link.name}: {hello.board or 'device'} runs model {hello.model} "
              f"(engine {hello.extra.get('engine', '?')}); streaming {len(data.q)} inputs...")
     started = time.monotonic()
