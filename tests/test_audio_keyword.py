@@ -25,6 +25,8 @@ def test_keyword_example_converts_with_its_front_end(tmp_path: Path) -> None:
     assert meta["input_kind"] == "audio" and meta["sample_rate_hz"] == 16000
     assert meta["labels"] == [str(d) for d in range(10)]
     assert meta["input"]["shape"] == [1, 49, 32]
+    # the calibration's range anchor: the front-end's int8 codes are the model's int8 input
+    assert (meta["input"]["scale"], meta["input"]["zero_point"]) == (1.0, 0)
     ev = meta["evaluation"]
     print(f"\nofficial split: float {ev['float_accuracy']:.3f} int8 {ev['int8_accuracy']:.3f}")
     assert ev["samples"] == 250 and ev["int8_accuracy"] >= 0.95
