@@ -71,3 +71,35 @@ def audio(root: Path, out: Path, like: Path | None, labels: str | None, pattern:
     if ds.clipped:
         click.echo(f"  WARNING: {len(ds.clipped)} clips are clipped (over 1 % of samples at "
                    f"full scale), e.g. {ds.clipped[0]}: record them quieter")
+
+
+@dataset.command("pack")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, metavar="FILE.npz",
+              help="The .npz to write (x, y, labels; with --split also x_test, y_test).")
+@click.option("--split", type=float, default=None, metavar="FRACTION",
+              help="Hold out this fraction of every label as the test split (stratified).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (for CI).")
+def pack(folder: Path, out: Path, split: float | None, seed: int, as_json: bool) -> None:
+    """Pack recorded windows (FOLDER/index.csv + one CSV per window) into a training .npz.
+
+    The arrays are what the example training scripts and `convert --calib/--eval` take.
+    Windows of mixed sensors, rates, units or channels, and windows of another length, are
+    refused with the files named (nothing is padded).
+
+    \b
+    Examples:
+      tinygen dataset pack data/ --out train.npz
+      tinygen dataset pack data/ --out gestures.npz --split 0.2 --seed 1
+    """
+    from .dataset_pack import format_summary, write_packed
+    from .dataset_pack import pack as pack_folder
+
+    packed = pack_folder(folder, split, seed)
+    write_packed(packed, out)
+    if as_json:
+        click.echo(json.dumps({"out": str(out), **packed.summary}, indent=2, sort_keys=True))
+        return
+    click.echo(f"wrote {out}")
+    click.echo(format_summary(packed))
