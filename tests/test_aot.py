@@ -339,28 +339,46 @@ def test_keras_layers_model_equals_tflm(tmp_path: Path) -> None:
     assert counts["differing"] == 0
 
 
-@pytest.fixture(scope="module")
-def lstm_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras Normalization + LSTM(16) + Dense model on IMU-like windows, converted by
-    `tinygen convert` (a subprocess): the fused UNIDIRECTIONAL_SEQUENCE_LSTM with its state
-    in variable tensors, and STRIDED_SLICE for the last step."""
+def _recurrent_tflite(folder: Path, layer: str, steps: int) -> Path:
+    """A Keras Normalization + LSTM/GRU(16) + Dense model on IMU-like windows, converted by
+    `tinygen convert` (a subprocess). LSTM: the fused UNIDIRECTIONAL_SEQUENCE_LSTM with its
+    state in variable tensors; GRU: unrolled into SPLIT/UNPACK/FULLY_CONNECTED/LOGISTIC/
+    TANH/MUL/ADD/SUB per step."""
     import tensorflow as tf
 
     keras = tf.keras
-    folder = tmp_path_factory.mktemp("lstm")
+    keras.utils.set_random_seed(0)  # the same weights every run
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(32, 20, 6)).astype(np.float32)
+    x = rng.normal(size=(32, steps, 6)).astype(np.float32)
     norm = keras.layers.Normalization(axis=-1)
     norm.adapt(x)
-    inp = keras.Input((20, 6))
-    out = keras.layers.Dense(3, activation="softmax")(keras.layers.LSTM(16)(norm(inp)))
-    keras.Model(inp, out).save(folder / "lstm.keras")
+    inp = keras.Input((steps, 6))
+    cell = keras.layers.LSTM(16) if layer == "lstm" else keras.layers.GRU(16)
+    out = keras.layers.Dense(3, activation="softmax")(cell(norm(inp)))
+    keras.Model(inp, out).save(folder / f"{layer}.keras")
     np.savez(folder / "calib.npz", x=x[:16])
-    path = folder / "lstm_int8.tflite"
-    proc = run_tinygen("convert", str(folder / "lstm.keras"), "--calib",
+    path = folder / f"{layer}_int8.tflite"
+    proc = run_tinygen("convert", str(folder / f"{layer}.keras"), "--calib",
                        str(folder / "calib.npz"), "--labels", "a,b,c", "--out", str(path))
     assert proc.returncode == 0, proc.stderr
     return path
+
+
+@pytest.fixture(scope="module")
+def lstm_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _recurrent_tflite(tmp_path_factory.mktemp("lstm"), "lstm", 20)
+
+
+@pytest.mark.slow
+def test_gru_model_equals_tflm(tmp_path: Path) -> None:
+    data = _recurrent_tflite(tmp_path, "gru", 12).read_bytes()
+    model = build_model(data, "gru")
+    assert {"SPLIT", "UNPACK", "TANH", "LOGISTIC"} <= {op.name for op in model.graph.ops}
+    t = model.graph.tensors[model.graph.inputs[0]]
+    x = np.random.default_rng(0).normal(size=(20, *t.shape[1:])).astype(np.float32)
+    counts = compare(data, quantize_input(model, x), tmp_path / "build", "gru")
+    assert counts["differing"] == 0
+    assert model.plan.peak_bytes <= model.plan.floor_bytes * 1.02 + 4
 
 
 @pytest.mark.slow

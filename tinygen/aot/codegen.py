@@ -67,7 +67,7 @@ def _tensor_ref(model: AotModel, ref: str, arrays: dict[str, str]) -> str:
             values = [int(v) for v in model.graph.const(t).ravel()]
             arrays[name] = _array(name, "int8_t", values)
         return name
-    ctype = "int16_t" if model.graph.tensors[t].dtype == "INT16" else "int8_t"
+    ctype = {"INT16": "int16_t", "FLOAT32": "float"}.get(model.graph.tensors[t].dtype, "int8_t")
     return f"({ctype}*)(arena + {model.plan.offset(t)})"
 
 
@@ -90,6 +90,12 @@ def generate(model: AotModel, sha256: str) -> dict[str, str]:
         body.append(f"  /* {op.index}: {op.name} {shapes} -> "
                     f"{'x'.join(str(d) for d in graph.tensors[op.outputs[0]].shape)} */")
         args = [_tensor_ref(model, a, const_arrays) for a in call.args]
+        if call.kernel == "tg_split":
+            outer, in_inner = call.params["outer"], call.params["in_inner"]
+            for ref, inner, at in call.params["pieces"]:  # type: ignore[attr-defined]
+                body.append(f"  tg_split_piece((int8_t*){_tensor_ref(model, ref, const_arrays)}, "
+                            f"{inner}, (const int8_t*){args[0]}, {in_inner}, {at}, {outer});")
+            continue
         if call.kernel == "tg_concat":
             outer, out_inner = call.params["outer"], call.params["out_inner"]
             for ref, inner, at in call.params["pieces"]:  # type: ignore[attr-defined]

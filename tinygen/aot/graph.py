@@ -39,6 +39,8 @@ OPTION_FIELDS: dict[str, list[tuple[str, str, Any]]] = {
     "SQUEEZE": [("squeeze_dims", "ivec", ())],
     "UNIDIRECTIONAL_SEQUENCE_LSTM": [("activation", "i8", 0), ("cell_clip", "f32", 0.0),
                                      ("proj_clip", "f32", 0.0), ("time_major", "u8", 0)],
+    "SPLIT": [("num_splits", "i32", 0)],
+    "UNPACK": [("num", "i32", 0), ("axis", "i32", 0)],
     "STRIDED_SLICE": [("begin_mask", "i32", 0), ("end_mask", "i32", 0),
                       ("ellipsis_mask", "i32", 0), ("new_axis_mask", "i32", 0),
                       ("shrink_axis_mask", "i32", 0), ("offset", "u8", 0)],

@@ -249,6 +249,33 @@ def _concat(graph: Graph, op: Op, name: str) -> Call:
     return call
 
 
+def _split(graph: Graph, op: Op, name: str) -> Call:
+    """SPLIT (axis tensor first) and UNPACK (axis option; outputs drop that axis): each
+    output is a contiguous piece of every row above the axis."""
+    if op.name == "SPLIT":
+        axis_t, inp = op.inputs[0], op.inputs[1]
+        axis = int(np.asarray(graph.const(axis_t)).ravel()[0])
+    else:
+        inp, axis = op.inputs[0], op.options["axis"]
+    shape = _shape(graph, inp)
+    axis %= len(shape)
+    outer = math.prod(shape[:axis])
+    in_inner = graph.nbytes(inp) // max(outer, 1)  # bytes: float islands split too
+    pieces, at = [], 0
+    for t in op.outputs:
+        if graph.tensors[t].dtype != graph.tensors[inp].dtype or (
+                graph.tensors[t].dtype == "INT8" and _q(graph, t) != _q(graph, inp)):
+            raise UnsupportedModelError(f"{op.name} that changes type or quantization")
+        inner = graph.nbytes(t) // max(outer, 1)
+        pieces.append((f"t{t}", inner, at))
+        at += inner
+    if at != in_inner:
+        raise UnsupportedModelError(f"{op.name}: outputs do not cover the input")
+    call = Call("tg_split", None, {"pieces": pieces, "outer": outer, "in_inner": in_inner})
+    call.args = [f"t{inp}"]
+    return call
+
+
 def _pad(graph: Graph, op: Op, name: str) -> Call:
     inp, pads, out = op.inputs[0], op.inputs[1], op.outputs[0]
     in_shape, out_shape = _shape(graph, inp), _shape(graph, out)
@@ -267,8 +294,36 @@ def _pad(graph: Graph, op: Op, name: str) -> Call:
     return call
 
 
+def _dequantize(graph: Graph, op: Op, name: str) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    if graph.tensors[inp].dtype != "INT8" or graph.tensors[out].dtype != "FLOAT32":
+        raise UnsupportedModelError(f"DEQUANTIZE from {graph.tensors[inp].dtype}",
+                                    hint="use `--engine tflm`")
+    scale, zp = _q(graph, inp)
+    call = Call("tg_dequantize", "tg_float_quant_params", {
+        "count": graph.nbytes(inp), "zero_point": zp, "scale": FloatLiteral(scale)})
+    call.args = [f"t{inp}", f"t{out}"]
+    return call
+
+
+@dataclass(frozen=True)
+class FloatLiteral:
+    """A float32 parameter, written as a C float literal that round-trips exactly."""
+
+    value: float
+
+    def __str__(self) -> str:
+        return f"{float(np.float32(self.value)):.9g}f"
+
+
 def _quantize(graph: Graph, op: Op, name: str) -> Call:
     inp, out = op.inputs[0], op.outputs[0]
+    if graph.tensors[inp].dtype == "FLOAT32":
+        scale, zp = _q(graph, out)
+        call = Call("tg_quantize_float", "tg_float_quant_params", {
+            "count": graph.nbytes(out), "zero_point": zp, "scale": FloatLiteral(scale)})
+        call.args = [f"t{inp}", f"t{out}"]
+        return call
     if graph.tensors[inp].dtype != "INT8":
         raise UnsupportedModelError(f"QUANTIZE from {graph.tensors[inp].dtype}",
                                     hint="the AOT engine runs int8 models end to end")
@@ -443,6 +498,7 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
     "LOGISTIC": _activation, "TANH": _activation, "RELU": _activation, "RELU6": _activation,
     "STRIDED_SLICE": _strided_slice,
+    "SPLIT": _split, "UNPACK": _split, "DEQUANTIZE": _dequantize,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
 # Ops the AOT engine implements (a model with another op: UnsupportedModelError naming it).
@@ -478,9 +534,13 @@ def check_supported(graph: Graph, model_name: str) -> None:
                 hint="convert with tinygen (full int8), or use `--engine tflm`")
 
 
+FLOAT_OUTPUT_OPS = ("DEQUANTIZE", "SPLIT", "UNPACK", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+
+
 def lower(graph: Graph, op: Op) -> Call:
     for t in op.outputs:
-        if graph.tensors[t].dtype != "INT8":
+        dtype = graph.tensors[t].dtype
+        if dtype != "INT8" and not (dtype == "FLOAT32" and op.name in FLOAT_OUTPUT_OPS):
             raise UnsupportedModelError(
                 f"{op.name} (operator {op.index}) writes a {graph.tensors[t].dtype} tensor; "
                 "the AOT engine runs int8 operators", hint="use `--engine tflm`")

@@ -170,7 +170,8 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
     return plan
 
 
-SEARCH_ORDERS = 400  # seeded random placement orders tried after the heuristics
+SEARCH_ORDERS = 400  # seeded random placement orders tried after the heuristics...
+SEARCH_PAIR_BUDGET = 4_000_000  # ...as long as orders x buffers^2 stays under this
 
 
 def _orders(buffers: list[Buffer]) -> Iterator[list[Buffer]]:
@@ -181,7 +182,7 @@ def _orders(buffers: list[Buffer]) -> Iterator[list[Buffer]]:
     yield sorted(buffers, key=lambda b: (b.first - b.last, -b.size, b.root))
     rng = random.Random(0)
     base = sorted(buffers, key=lambda b: b.root)
-    for _ in range(SEARCH_ORDERS):
+    for _ in range(min(SEARCH_ORDERS, SEARCH_PAIR_BUDGET // max(len(buffers) ** 2, 1))):
         order = list(base)
         rng.shuffle(order)
         yield order
@@ -191,9 +192,11 @@ def _place(order: list[Buffer]) -> list[int]:
     """Each buffer at the lowest aligned offset free of every placed buffer whose lifetime
     overlaps its own."""
     offsets: list[int] = []
+    ends = [_align(b.size) for b in order]
     for i, buf in enumerate(order):
-        busy = sorted((offsets[j], offsets[j] + _align(p.size)) for j, p in enumerate(order[:i])
-                      if p.first <= buf.last and buf.first <= p.last)
+        first, last = buf.first, buf.last
+        busy = sorted((offsets[j], offsets[j] + ends[j]) for j in range(i)
+                      if order[j].first <= last and first <= order[j].last)
         offset = 0
         for start, end in busy:
             if offset + buf.size <= start:

@@ -450,6 +450,14 @@ void tg_concat_piece(int8_t* out, int32_t out_inner, int32_t out_at, const int8_
   }
 }
 
+void tg_split_piece(int8_t* out, int32_t out_inner, const int8_t* in, int32_t in_inner,
+                    int32_t at, int32_t outer) {
+  int32_t i;
+  for (i = 0; i < outer; ++i) {
+    memcpy(out + i * out_inner, in + i * in_inner + at, (size_t)out_inner);
+  }
+}
+
 void tg_pad(const tg_pad_params* p, const int8_t* in, int8_t* out) {
   int32_t i0, i1, i2, i3, o = 0;
   for (i0 = 0; i0 < p->out_dims[0]; ++i0) {
@@ -488,6 +496,32 @@ void tg_strided_slice(const tg_slice_params* p, const int8_t* in, int8_t* out) {
         }
       }
     }
+  }
+}
+
+void tg_dequantize(const tg_float_quant_params* p, const int8_t* in, float* out) {
+  const double scale = (double)p->scale;
+  int32_t i;
+  for (i = 0; i < p->count; ++i) out[i] = (float)(scale * (double)((int32_t)in[i] - p->zero_point));
+}
+
+/* round half away from zero, as roundf(), without libm; |v| is clamped far outside int8. */
+static int32_t round_float(float v) {
+  int32_t i;
+  float frac;
+  if (v > 1e9f) v = 1e9f;
+  if (v < -1e9f) v = -1e9f;
+  i = (int32_t)v;
+  frac = v - (float)i;
+  if (frac >= 0.5f) ++i;
+  if (frac <= -0.5f) --i;
+  return i;
+}
+
+void tg_quantize_float(const tg_float_quant_params* p, const float* in, int8_t* out) {
+  int32_t i;
+  for (i = 0; i < p->count; ++i) {
+    out[i] = (int8_t)clamp(round_float(in[i] / p->scale) + p->zero_point, -128, 127);
   }
 }
 

@@ -86,6 +86,11 @@ void tg_copy(int8_t* dst, const int8_t* src, int32_t count);
 void tg_concat_piece(int8_t* out, int32_t out_inner, int32_t out_at, const int8_t* in,
                      int32_t in_inner, int32_t outer);
 
+/* One piece of a SPLIT/UNPACK: `outer` rows of out_inner bytes taken at `at` in rows of
+ * in_inner bytes. */
+void tg_split_piece(int8_t* out, int32_t out_inner, const int8_t* in, int32_t in_inner,
+                    int32_t at, int32_t outer);
+
 /* PAD over up to 4-D: out dims, before padding per dim; fills with pad_value. */
 typedef struct {
   int32_t in_dims[4], out_dims[4], before[4];
@@ -93,6 +98,16 @@ typedef struct {
 } tg_pad_params;
 
 void tg_pad(const tg_pad_params* p, const int8_t* in, int8_t* out);
+
+/* Float islands the converter leaves between int8 ops (DEQUANTIZE -> SPLIT -> QUANTIZE):
+ * the same float arithmetic as TFLM's reference DEQUANTIZE/QUANTIZE. */
+typedef struct {
+  int32_t count, zero_point;
+  float scale;
+} tg_float_quant_params;
+
+void tg_dequantize(const tg_float_quant_params* p, const int8_t* in, float* out);
+void tg_quantize_float(const tg_float_quant_params* p, const float* in, int8_t* out);
 
 /* Requantize int8 -> int8 (QUANTIZE between int8 scales). */
 typedef struct {
