@@ -443,3 +443,25 @@ def test_arduino_board_project_with_engine_aot_compiles(board: str, gesture_tfli
         proc = subprocess.run([cc, *std, *cpu, str(file), "-o", str(tmp_path / (file.name + ".o"))],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_inspect_engine_aot_json_and_render_verbose_plan(tmp_path: Path) -> None:
+    import json
+
+    model = TFLM_DATA / "micro_speech_quantized.tflite"
+    proc = run_tinygen("inspect", str(model), "--engine", "aot", "--json")
+    assert proc.returncode == 0, proc.stderr
+    aot = json.loads(proc.stdout)["aot"]
+    plan = build_model(model.read_bytes(), "micro_speech").plan
+    assert (aot["ram_bytes"], aot["floor_bytes"]) == (plan.peak_bytes, plan.floor_bytes)
+    if shutil.which("arm-none-eabi-gcc"):
+        assert aot["flash_bytes"] == aot["code_bytes"] + aot["const_bytes"] > 16760
+        assert 0 < aot["stack_bytes"] < 1024
+    out = tmp_path / "proj"
+    proc = run_tinygen("render", "--board", "qemu-m4", str(model), "--labels",
+                       "silence,unknown,yes,no", "--out", str(out), "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert "AOT memory plan: peak 5,960 B" in proc.stdout and "offset" in proc.stdout
+    manifest = json.loads((out / "tinygen.json").read_text())
+    assert manifest["engine"] == "aot" and manifest["aot"]["ram_bytes"] == plan.peak_bytes
+    assert len(manifest["aot"]["plan"]) >= 4
