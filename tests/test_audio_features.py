@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
+from cpp_build import C99_STRICT, build_c_harness, compile_for_cortex_m4f
 
 from tinygen.audio.features import FrontendParams, LogMel, log2_table, params_from_json
 from tinygen.audio.wav import load_for_model
@@ -20,7 +21,6 @@ from tinygen.errors import InputFileError
 
 SRC = REPO / "templates" / "input-audio" / "src"
 CLIPS = sorted((REPO / "tests" / "data" / "audio_clips").glob("*.wav"))
-FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
 KEYWORD = FrontendParams()  # the keyword example's parameters: 16 kHz, 30/20 ms, 32 mel
 NARROW = FrontendParams(sample_rate_hz=8000, clip_samples=8000, window_samples=256,
                         hop_samples=128, fft_size=256, mel_bands=20, mel_low_hz=0.0,
@@ -29,11 +29,9 @@ NARROW = FrontendParams(sample_rate_hz=8000, clip_samples=8000, window_samples=2
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = tmp_path_factory.mktemp("audio") / "audio_features"
-    subprocess.run(["gcc", *FLAGS, f"-I{SRC}", str(SRC / "tinygen_audio_features.c"),
-                    str(REPO / "tests" / "cpp" / "audio_features_harness.c"), "-lm", "-o",
-                    str(exe)], check=True)
-    return exe
+    return build_c_harness(tmp_path_factory.mktemp("audio"), "audio_features", SRC,
+                           ["tinygen_audio_features.c"],
+                           REPO / "tests" / "cpp" / "audio_features_harness.c")
 
 
 def run_c(exe: Path, p: FrontendParams, samples: np.ndarray) -> np.ndarray:
@@ -93,13 +91,14 @@ def test_c_log_table_is_the_python_table() -> None:
         == log2_table().tolist()
 
 
-def test_m4_build_is_warning_free(tmp_path: Path) -> None:
-    cc = shutil.which("arm-none-eabi-gcc")
-    if cc is None:
+@pytest.mark.parametrize("source", ["tinygen_audio_features.c", "tinygen_audio_recognizer.c"])
+def test_builds_are_warning_free_with_conversion_checks_and_for_the_m4(tmp_path: Path,
+                                                                       source: str) -> None:
+    subprocess.run(["gcc", *C99_STRICT, "-Wconversion", "-Wsign-conversion", f"-I{SRC}", "-c",
+                    str(SRC / source), "-o", str(tmp_path / "host.o")], check=True)
+    if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc is not installed (.ci/run installs it as root)")
-    subprocess.run([cc, *FLAGS, "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16",
-                    "-mfloat-abi=hard", "-c", str(SRC / "tinygen_audio_features.c"),
-                    "-o", str(tmp_path / "f.o")], check=True)
+    compile_for_cortex_m4f(SRC / source, tmp_path)
 
 
 def test_parameters_round_trip_and_bad_ones_are_named() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
+from cpp_build import C99_STRICT, CORTEX_M4F
 
 from tinygen.audio.features import FrontendParams, LogMel
 from tinygen.audio.wav import read_wav
@@ -18,7 +19,6 @@ from tinygen.audio.wav import read_wav
 SRC = REPO / "templates" / "input-audio" / "src"
 STARTUP = REPO / "templates" / "baremetal-qemu-m4" / "src" / "startup_m4.c"
 LDSCRIPT = REPO / "boards" / "platforms" / "tinygen-qemu" / "ldscripts" / "mps2-an386.ld"
-CPU = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
 INSTRUCTIONS_PER_TICK = 40  # TIMER0 at 25 MHz, -icount shift=0: 1 instruction per ns
 
 
@@ -42,8 +42,7 @@ def test_features_on_the_emulated_m4_equal_python(tmp_path: Path) -> None:
     samples = read_wav(REPO / "tests" / "data" / "audio_clips" / "yes_1000ms.wav").samples
     (tmp_path / "tg_test_clip.h").write_text(clip_header(p, samples))
     elf = tmp_path / "audio.elf"
-    subprocess.run([cc, *CPU, "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror",
-                    "-ffunction-sections", "-fdata-sections", f"-I{SRC}", f"-I{tmp_path}",
+    subprocess.run([cc, *C99_STRICT, *CORTEX_M4F, "-ffunction-sections", "-fdata-sections", f"-I{SRC}", f"-I{tmp_path}",
                     str(SRC / "tinygen_audio_features.c"), str(STARTUP),
                     str(REPO / "tests" / "cpp" / "audio_features_m4.c"),
                     "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",

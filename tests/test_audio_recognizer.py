@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
+from cpp_build import build_c_harness
 
 from tinygen.audio.features import LogMel, find_frontend
 from tinygen.audio.recognizer import Detection, RecognizerParams, recognize
@@ -20,16 +21,13 @@ from tinygen.audio.wav import load_for_model
 
 SRC = REPO / "templates" / "input-audio" / "src"
 KEYWORD = REPO / "examples" / "keyword"
-FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion"]
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    exe = tmp_path_factory.mktemp("rec") / "recognizer"
-    subprocess.run(["gcc", *FLAGS, f"-I{SRC}", str(SRC / "tinygen_audio_recognizer.c"),
-                    str(REPO / "tests" / "cpp" / "audio_recognizer_harness.c"), "-o",
-                    str(exe)], check=True)
-    return exe
+    return build_c_harness(tmp_path_factory.mktemp("rec"), "recognizer", SRC,
+                           ["tinygen_audio_recognizer.c"],
+                           REPO / "tests" / "cpp" / "audio_recognizer_harness.c")
 
 
 def run_c(exe: Path, p: RecognizerParams, stream: list[tuple[int, np.ndarray]]
