@@ -3,8 +3,9 @@
     python benchmarks/bench_aot.py [--windows 20] [--no-qemu]
 
 For the bundled gesture example (converted from examples/gesture/model.h5), TFLM's
-hello_world and micro_speech models and a small MobileNet-style model (depthwise-separable
-blocks, built and converted here with TensorFlow), prints:
+hello_world, micro_speech and person_detect (MobileNet v1 0.25, 96x96) models and a small
+MobileNet-style model (depthwise-separable blocks, built and converted here with
+TensorFlow), prints:
 
 - RAM: the AOT plan's peak and the activation floor (the largest set of activation tensors
   alive at once, reshapes aliased) against the TFLM arena the tflite-micro interpreter
@@ -86,18 +87,13 @@ def qemu_instructions(tflite: Path, inputs: np.ndarray, folder: Path) -> tuple[f
     from tinygen.boards import load_board
     from tinygen.build import build_project
     from tinygen.emulate import Emulator, firmware_elf
+    from tinygen.model.tflite_file import read_tflite
     from tinygen.render import load_model_spec, render_project
 
     board = load_board("qemu-m4")
-    n_out = 0
-    spec = None
-    for n in range(1, 1 << 16):
-        try:
-            spec = load_model_spec(tflite, labels=",".join(f"c{i}" for i in range(n)))
-            break
-        except Exception:  # noqa: BLE001  (label count must match the outputs)
-            n_out = n
-    assert spec is not None, n_out
+    _, parsed = read_tflite(tflite)
+    n_out = math.prod(parsed.output_tensors()[0].shape)
+    spec = load_model_spec(tflite, labels=",".join(f"c{i}" for i in range(n_out)))
     project = folder / f"qemu-{tflite.stem}"
     render_project(spec, board, project)
     build_project(project)
@@ -147,7 +143,8 @@ def main() -> int:
         models = {"gesture": gesture(folder),
                   "hello_world": REPO / "tests/data/tflm/hello_world_int8.tflite",
                   "micro_speech": REPO / "tests/data/tflm/micro_speech_quantized.tflite",
-                  "mobilenet_style": mobilenet_style(folder)}
+                  "mobilenet_style": mobilenet_style(folder),
+                  "person_detect": REPO / "tests/data/person_detect/person_detect.tflite"}
         rows = []
         for name, path in models.items():
             model = build_model(path.read_bytes(), path.name)

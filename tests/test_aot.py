@@ -465,3 +465,28 @@ def test_inspect_engine_aot_json_and_render_verbose_plan(tmp_path: Path) -> None
     manifest = json.loads((out / "tinygen.json").read_text())
     assert manifest["engine"] == "aot" and manifest["aot"]["ram_bytes"] == plan.peak_bytes
     assert len(manifest["aot"]["plan"]) >= 4
+
+
+def _bmp_gray(path: Path) -> np.ndarray:
+    """An 8-bit grayscale BMP (TFLM's person-detection test images) as rows top-down."""
+    data = path.read_bytes()
+    offset = int.from_bytes(data[10:14], "little")
+    width = int.from_bytes(data[18:22], "little", signed=True)
+    height = int.from_bytes(data[22:26], "little", signed=True)
+    stride = (width + 3) // 4 * 4
+    rows = np.frombuffer(data, dtype=np.uint8, count=stride * abs(height), offset=offset)
+    img = rows.reshape(abs(height), stride)[:, :width]
+    return img[::-1] if height > 0 else img
+
+
+def test_person_detect_mobilenet_equals_tflm(tmp_path: Path) -> None:
+    """TFLM's person_detect (MobileNet v1 0.25, 96x96x1, int8) on its two test images: the
+    plan reaches the activation floor (55,296 B; TFLM's arena: 82,308 B on a Cortex-M4)."""
+    data = (REPO / "tests/data/person_detect/person_detect.tflite").read_bytes()
+    model = build_model(data, "person_detect")
+    images = [_bmp_gray(REPO / "tests/data/images" / f"{n}.bmp") for n in ("person", "no_person")]
+    inputs = np.stack([(img.astype(np.int16) - 128).astype(np.int8).reshape(1, 96, 96, 1)
+                       for img in images])
+    counts = compare(data, inputs, tmp_path, "person_detect")
+    assert counts["differing"] == 0
+    assert model.plan.peak_bytes == model.plan.floor_bytes == 55296
