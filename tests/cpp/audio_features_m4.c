@@ -1,12 +1,15 @@
-/* Test harness for QEMU mps2-an386 (Cortex-M4F): tinygen_audio_features on the emulated
- * core. The samples come from tg_test_clip.h (written by the test). Prints every frame's
- * int8 features as hex ("F ..."), then "T <window ticks> <frames> <feature ticks>" (CMSDK
- * TIMER0 at 25 MHz; under -icount shift=0 one tick is 40 instructions), then exits QEMU
- * through semihosting. Startup code and linker script: the qemu-m4 board's own. */
+/* Test harness for QEMU mps2-an386 (Cortex-M4F): tinygen_audio_features and
+ * tinygen_audio_recognizer on the emulated core. The samples and a score stream come from
+ * tg_test_clip.h (written by the test). Prints every frame's int8 features as hex
+ * ("F ..."), then "T <init ticks> <frames> <feature ticks>" (CMSDK TIMER0 at 25 MHz; under
+ * -icount shift=0 one tick is 40 instructions), then one "D <time> <class> <score>" per
+ * detection, then exits QEMU through semihosting. Startup code and linker script: the
+ * qemu-m4 board's own. */
 #include <stdint.h>
 
 #include "tg_test_clip.h"
 #include "tinygen_audio_features.h"
+#include "tinygen_audio_recognizer.h"
 
 #define REG(a) (*(volatile uint32_t *)(a))
 #define UART0 0x40004000u
@@ -14,6 +17,7 @@
 
 static tg_audio_features features;
 static int8_t frame_out[TG_AUDIO_MAX_BANDS];
+static tg_recognizer recognizer;
 
 static void put(char c)
 {
@@ -104,6 +108,32 @@ int main(void)
     put(' ');
     put_dec(ticks);
     put('\n');
+    {
+        tg_recognizer_params rp;
+        tg_detection d;
+        uint32_t i;
+        rp.average_window_ms = TG_REC_WINDOW;
+        rp.suppression_ms = TG_REC_SUPPRESSION;
+        rp.classes = TG_REC_CLASSES;
+        rp.min_count = TG_REC_MIN_COUNT;
+        rp.threshold = TG_REC_THRESHOLD;
+        rp.ignore_class = TG_REC_IGNORE;
+        if (tg_recognizer_init(&recognizer, &rp) != 0) {
+            put_str("E recognizer\n");
+            semihost_exit();
+        }
+        for (i = 0; i < TG_REC_RESULTS; ++i) {
+            if (tg_recognizer_push(&recognizer, tg_rec_times[i], tg_rec_scores[i], &d)) {
+                put_str("D ");
+                put_dec(d.time_ms);
+                put(' ');
+                put_dec(d.class_index);
+                put(' ');
+                put_dec(d.score);
+                put('\n');
+            }
+        }
+    }
     semihost_exit();
     return 0;
 }
