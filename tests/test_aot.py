@@ -44,9 +44,22 @@ def quantize_input(model: AotModel, x: np.ndarray) -> np.ndarray:
     return q.reshape((-1, *t.shape))
 
 
+def assert_plan_valid(model: AotModel) -> None:
+    """No two buffers alive at the same operator share a byte; all inside the peak."""
+    plan = model.plan
+    for a in plan.buffers:
+        assert 0 <= a.offset and a.offset + a.size <= plan.peak_bytes
+        assert a.offset % 4 == 0
+        for b in plan.buffers:
+            if a is b or a.last < b.first or b.last < a.first:
+                continue
+            assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
+
+
 def compare(data: bytes, inputs: np.ndarray, folder: Path, name: str) -> dict[str, int]:
     """Generate, compile, run; compare with TFLM. Returns the difference counts."""
     model = build_model(data, name)
+    assert_plan_valid(model)
     exe = compile_host(model, folder)
     out_shape = tuple(model.graph.tensors[model.graph.outputs[0]].shape)
     got = run_host(exe, inputs, out_shape).astype(np.int32)
