@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,8 +124,11 @@ class Emulator:
     """
 
     def __init__(self, board: Board, kernel: Path,
-                 note: Callable[[str], None] = lambda s: None) -> None:
+                 note: Callable[[str], None] = lambda s: None, sensor: bool = False) -> None:
+        """``sensor``: also open the board's emulated sensor (QEMU's second UART) on a
+        free local port, ``sensor_port`` (sensor-mode firmware reads its samples there)."""
         self.board = board
+        self.sensor_port: int | None = free_port() if sensor else None
         self.spec = emulator_of(board)
         self.kernel = kernel
         self.note = note
@@ -137,8 +141,11 @@ class Emulator:
 
     def command(self, port: int) -> list[str]:
         spec = self.spec
+        sensor = (["-serial", f"tcp:127.0.0.1:{self.sensor_port},server=on,wait=off"]
+                  if self.sensor_port is not None else [])
         return [str(spec["program"]), "-M", str(spec["machine"]), *map(str, spec["args"]),
-                "-serial", str(spec["serial"]).format(port=port), "-kernel", str(self.kernel)]
+                "-serial", str(spec["serial"]).format(port=port), *sensor,
+                "-kernel", str(self.kernel)]
 
     def start(self) -> Emulator:
         program = require_emulator(self.board)
@@ -311,7 +318,8 @@ def with_engine(board: Board, engine: str | None) -> Board:
 
 
 def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | None,
-                     progress: Callable[[str], None], verbose: bool = False) -> Path:
+                     progress: Callable[[str], None], verbose: bool = False,
+                     mode: str = "serial") -> Path:
     """The project of ``target`` (a rendered PROJECT folder, or a MODEL that is converted
     and rendered first with ``convert_opts``), built; returns the project folder."""
     from .build import build_project, read_project
@@ -329,10 +337,14 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
         if pm.get("engine", board.engine) != board.engine:
             raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
                              f"{board.engine}", hint="pass the model to render it again")
+        if pm.get("mode", "serial") != mode:
+            raise BoardError(f"{project} was rendered with --input {pm.get('mode')}, not "
+                             f"{mode}", hint=f"render it with --input {mode}, or pass the "
+                                             "model")
     else:
         project = out or default_out_dir(board, target)
         spec = model_spec_for(target, convert_opts, progress, project_dir=project)
-        result = render_project(spec, board, project)
+        result = render_project(spec, board, project, mode=mode)
         for warning in result.manifest["warnings"]:
             progress(f"WARNING: {warning}")
     require_compiler(board)
@@ -344,9 +356,30 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
 # --------------------------------------------------------------------------- emulate
 
 
+def stream_sensor(emulator: Emulator, samples: bytes) -> threading.Thread:
+    """Send recorded sensor samples (little-endian float32) into the emulated sensor, in a
+    background thread (QEMU takes them as fast as the firmware reads its UART)."""
+    assert emulator.sensor_port is not None, "Emulator(..., sensor=True)"
+
+    def send() -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", emulator.sensor_port), timeout=10) as s:
+                s.sendall(samples)
+        except OSError:
+            pass  # QEMU went away: the main loop reports it
+
+    thread = threading.Thread(target=send, name="tinygen-sensor-feed", daemon=True)
+    thread.start()
+    return thread
+
+
+SENSOR_QUIET_S = 2.0  # after the last sample: no new frame for this long ends the run
+
+
 def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
                 inputs: list[bytes] | None, duration: float | None = None,
-                timeout: float | None = None) -> dict[str, Any]:
+                timeout: float | None = None, sensor_samples: bytes | None = None,
+                ) -> dict[str, Any]:
     """Connect to the running emulator, show its stream (``session``: a monitor Session),
     feed ``inputs`` if given; until they are answered, ``duration`` or Ctrl-C. Returns
     the session summary (also shown)."""
@@ -362,11 +395,27 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
 
     try:
         input_bytes = len(inputs[0]) if inputs else None
-        handshake(link, model_sha256, input_bytes, timeout=timeout or HELLO_TIMEOUT_S)
+        mode = "serial" if inputs else "sensor" if sensor_samples is not None else None
+        handshake(link, model_sha256, input_bytes, timeout=timeout or HELLO_TIMEOUT_S,
+                  mode=mode)
         flush()
         if inputs:
             run_inputs(link, inputs, timeout=timeout or ANSWER_TIMEOUT_S,
                        on_answer=lambda i, r: flush())
+        elif sensor_samples is not None:
+            feeder = stream_sensor(emulator, sensor_samples)
+            last = time.monotonic()
+            seen = 0
+            while True:
+                link.next_record(time.monotonic() + 0.1)
+                link.pending.clear()
+                flush()
+                if session.inferences != seen:
+                    seen, last = session.inferences, time.monotonic()
+                if not feeder.is_alive() and time.monotonic() - last > SENSOR_QUIET_S:
+                    break
+                if duration is not None and time.monotonic() - last > duration:
+                    break
         else:
             deadline = time.monotonic() + duration if duration is not None else None
             while deadline is None or time.monotonic() < deadline:

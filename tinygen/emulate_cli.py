@@ -67,6 +67,10 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   help="Samples to stream as serial input: .npz (x), .npy or .csv.")
     @click.option("--limit", type=click.IntRange(min=1), metavar="N",
                   help="Only the first N samples of --data.")
+    @click.option("--sensor-data", type=click.Path(path_type=Path, dir_okay=False),
+                  metavar="FILE", help="Recorded sensor samples for the emulated sensor "
+                  "(sensor mode): .npz (x: recordings [n, samples, channels] streamed back to "
+                  "back), .npy or .csv (one sample per row), in the input spec's units.")
     @click.option("--log", type=click.Path(path_type=Path, dir_okay=False),
                   metavar="FILE.jsonl|.csv", help="Log the inference stream.")
     @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -77,7 +81,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--json", "as_json", is_flag=True,
                   help="One JSON object per record on stdout, the summary last.")
     def emulate(board_name: str, target: Path, convert_opts: Any, out: Path | None,
-                engine: str | None, data: Path | None, limit: int | None, log: Path | None,
+                engine: str | None, data: Path | None, limit: int | None,
+                sensor_data: Path | None, log: Path | None,
                 duration: float | None, timeout: float | None, verbose: bool,
                 as_json: bool) -> None:
         """Run the firmware in QEMU and show its inference stream: no hardware needed.
@@ -99,6 +104,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             run_emulate,
             with_engine,
         )
+        from .errors import InputFileError
+        from .model.samples import load_sensor_stream
         from .monitor import Session, check_log_path, make_display, open_log
         from .protocol import Decoder, Quantization
         from .validate import load_test_data, project_model
@@ -106,9 +113,15 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         board = with_engine(load_board(board_name), engine)
         emulator_of(board)
         _check_data(data)
+        if data is not None and sensor_data is not None:
+            raise InputFileError("--data and --sensor-data: one or the other",
+                                 hint="--data feeds the model over serial; --sensor-data "
+                                      "feeds the emulated sensor (sensor mode)")
+        samples = load_sensor_stream(sensor_data) if sensor_data is not None else None
         if log is not None:
             check_log_path(log)
-        project = prepare_firmware(board, target, convert_opts, out, _progress, verbose)
+        project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
+                                   mode="sensor" if samples is not None else "serial")
         info = project_model(project)
         inputs = None
         if data is not None:
@@ -122,9 +135,12 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                           display=display, logs=logs, manifest_labels=tuple(info.labels),
                           project_model=info.sha256)
         try:
-            with Emulator(board, firmware_elf(project, None, board), note=display.note) as emu:
+            with Emulator(board, firmware_elf(project, None, board), note=display.note,
+                          sensor=samples is not None) as emu:
                 run_emulate(emu, session, model_sha256=info.sha256, inputs=inputs,
-                            duration=duration, timeout=timeout)
+                            duration=duration, timeout=timeout,
+                            sensor_samples=samples.astype("<f4").tobytes()
+                            if samples is not None else None)
         finally:
             for sink in logs:
                 sink.close()

@@ -106,8 +106,9 @@ class Link:
 
 
 def handshake(link: Link, expected_model: str | None, input_bytes: int | None,
-              timeout: float = HELLO_TIMEOUT_S) -> Hello:
-    """Ask for the hello and check it: model id, input mode, input size."""
+              timeout: float = HELLO_TIMEOUT_S, mode: str | None = "serial") -> Hello:
+    """Ask for the hello and check it: model id, input mode (``mode``; None: any), input
+    size."""
     deadline = time.monotonic() + timeout
     # a board that just started sends its hello by itself: give it a moment before asking
     asked = time.monotonic() - WHO_INTERVAL_S + BOOT_HELLO_WAIT_S
@@ -133,9 +134,9 @@ def handshake(link: Link, expected_model: str | None, input_bytes: int | None,
             f"{link.name} runs model {hello.model or '(none given)'}, not "
             f"{expected_model[:16]} (the model given)",
             hint="flash/build the firmware of this model, or give the model the device runs")
-    if hello.mode not in (None, "serial"):
-        raise FeedError(f"{link.name} takes its input from '{hello.mode}', not from serial",
-                        hint="render the firmware with --input serial to feed it samples")
+    if mode is not None and hello.mode not in (None, mode):
+        raise FeedError(f"{link.name} takes its input from '{hello.mode}', not from {mode}",
+                        hint=f"render the firmware with --input {mode}")
     if input_bytes is not None and hello.input_shape is not None:
         device_bytes = 1
         for dim in hello.input_shape:

@@ -161,3 +161,19 @@ def load_inputs(path: Path, input_shape: tuple[int, ...], n_classes: int) -> Sam
         return load_evaluation(path, input_shape, n_classes)
     x, _ = _shape_samples(np.asarray(raw_x), input_shape, path.name)
     return Samples(x=x, y=None, source=path.name)
+
+
+def load_sensor_stream(path: Path) -> np.ndarray:
+    """Recorded sensor samples [samples, channels] (float32) for the emulated sensor: an .npz
+    whose x holds recordings [n, samples, channels] (streamed back to back) or samples
+    [samples, channels], an .npy of either, or a .csv with one sample per row."""
+    x, _ = _load_arrays(path, "sensor data")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x.reshape(-1, x.shape[-1])
+    if x.ndim != 2 or not len(x):
+        raise InputFileError(f"sensor data {path.name}: shape {x.shape} is not samples x "
+                             "channels", hint="one row per sample, one column per channel")
+    if not np.isfinite(x).all():
+        raise InputFileError(f"sensor data {path.name} holds NaN or infinite values")
+    return x
