@@ -444,6 +444,10 @@ def test_arduino_board_project_with_engine_aot_compiles(board: str, gesture_tfli
     m = result.manifest
     assert m["engine"] == "aot" and m["ops"] == []
     assert m["arena"]["bytes"] >= m["aot"]["ram_bytes"] == m["arena"]["measured"]
+    # flash check: the model's constants + the engine's code allowance (not the .tflite
+    # + TFLM's 80 KiB)
+    assert m["fit"]["flash_need_bytes"] == (m["aot"]["weights_bytes"] + 8192
+                                            + load_board(board).reserved_flash_bytes)
     src = out / "src"
     assert not (src / "tinygen_ops.cc").exists() and (src / "tg_model.c").is_file()
     cpu = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os",

@@ -175,13 +175,17 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
             "margin_rule": rule}
 
 
-def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any]) -> dict[str, Any]:
-    """Model flash and arena against the board; BoardError with the numbers if not."""
-    flash_need = len(spec.data) + TFLM_RUNTIME_FLASH_ALLOWANCE + board.reserved_flash_bytes
+def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],
+               engine_flash: tuple[str, int, int] | None = None) -> dict[str, Any]:
+    """Model flash and arena against the board; BoardError with the numbers if not.
+    engine_flash: (engine, model bytes in flash, runtime allowance) when not TFLM's."""
+    engine, model_flash, runtime = engine_flash or (
+        "TFLM runtime", len(spec.data), TFLM_RUNTIME_FLASH_ALLOWANCE)
+    flash_need = model_flash + runtime + board.reserved_flash_bytes
     problems = []
     if flash_need > board.flash_bytes:
         problems.append(
-            f"flash: model {len(spec.data):,} B + TFLM runtime ~{TFLM_RUNTIME_FLASH_ALLOWANCE:,} B"
+            f"flash: model {model_flash:,} B + {engine} ~{runtime:,} B"
             f" + framework {board.reserved_flash_bytes:,} B = {flash_need:,} B > "
             f"{board.flash_bytes:,} B")
     size = arena["bytes"]
@@ -380,7 +384,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
 
         aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
     arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
-    fit = check_fits(spec, board, arena)
+    fit = check_fits(spec, board, arena, aot.engine_flash() if aot else None)
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
     pio = dict(board.platformio)

