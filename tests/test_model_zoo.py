@@ -57,7 +57,7 @@ def test_keras_files_convert_inspect_and_render(arch: str,
         # int8 vs float: within 3 pp (audio test sets have 100 clips: 1 clip = 1 pp; the
         # MobileNet-style net measured 78 -> 75 %), recurrent nets within 1 pp (issue 9).
         assert abs(row.int8_accuracy - row.float_accuracy) <= (0.01 if arch in RECURRENT
-                                                               else 0.03)
+                                                               else 0.03) + 1e-9
         assert row.agreement >= 0.95
     # The .keras and the .h5 of the same trained model give the same int8 model.
     assert matrix[(arch, "keras")].tflite_bytes == matrix[(arch, "h5")].tflite_bytes
@@ -75,7 +75,7 @@ def test_savedmodel_converts_or_names_the_layer(arch: str,
     else:
         assert row.ok, row.error
         assert row.rendered
-        assert abs((row.int8_accuracy or 0) - (row.float_accuracy or 0)) <= 0.03
+        assert abs((row.int8_accuracy or 0) - (row.float_accuracy or 0)) <= 0.03 + 1e-9
 
 
 def test_markdown_lists_every_cell(tmp_path: Path) -> None:
