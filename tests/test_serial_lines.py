@@ -130,3 +130,28 @@ def test_profile_auto_reset_value_is_checked() -> None:
     data["upload"]["auto_reset"] = "rts-only"
     with pytest.raises(BoardError, match="upload.auto_reset"):
         parse_board(data, "esp32dev.json")
+
+
+def test_validate_opens_esp32_ports_that_way(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    import numpy as np
+    from click.testing import CliRunner
+
+    from tinygen import monitor
+    from tinygen.cli import cli
+
+    opened: list[bool] = []
+
+    def fake_open(port: str, baud: int, *, release_reset_lines: bool = False) -> Any:
+        opened.append(release_reset_lines)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(monitor, "open_port", fake_open)
+    data = tmp_path / "x.npz"
+    np.savez(data, x=np.zeros((2, 1), np.float32))
+    model = Path(__file__).parent / "data" / "tflm" / "hello_world_int8.tflite"
+    for board, releases in (("esp32dev", True), ("nano33ble", False)):
+        opened.clear()
+        CliRunner().invoke(cli, ["validate", "--port", "/dev/null", "--board", board,
+                                 "--data", str(data), "--labels", "y", str(model)])
+        assert opened == [releases]

@@ -238,7 +238,13 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                                       latency_note=LATENCY_NOTE, **kwargs)
         else:
             assert port is not None
-            conn = open_port(port, baud or (board.baud if board else 115200))
+            if board is None and _is_project(target):  # the board the project was made for
+                from .build import read_project
+
+                board = load_board(read_project(target)["board"])
+            # ESP32 boards: open without resetting the chip (docs in monitor.open_port)
+            conn = open_port(port, baud or (board.baud if board else 115200),
+                             release_reset_lines=bool(board and board.resets_on_dtr_rts))
             try:
                 report = run_validate(Link(conn=conn, name=port), info, test, emulated=False,
                                       latency_note=None, **kwargs)
