@@ -215,3 +215,19 @@ def test_recurrent_int8_accuracy_and_tflm(arch: str, tmp_path: Path,
         tflm.invoke()
         tflm_top.append(int(np.argmax(tflm.get_output(0))))
     assert tflm_top == list(lite.predict_raw(q).argmax(axis=1))
+
+
+def test_op_tflm_lacks_names_the_layer(tmp_path: Path) -> None:
+    """Discretization lowers to BUCKETIZE, which converts but TFLM has no kernel for."""
+    import keras
+
+    m = keras.Sequential([keras.Input((4,)),
+                          keras.layers.Discretization(bin_boundaries=[0.0, 1.0], name="bucket"),
+                          keras.layers.Dense(2, name="out")])
+    m.save(tmp_path / "d.keras")
+    np.savez(tmp_path / "d.calib.npz",
+             x=np.random.default_rng(0).uniform(-1, 2, (16, 4)).astype(np.float32))
+    proc = run_tinygen("convert", str(tmp_path / "d.keras"),
+                       "--out", str(tmp_path / "o" / "m.tflite"))
+    assert_user_error(proc, "uses ops TFLM does not support: BUCKETIZE (layer 'bucket')")
+    assert not (tmp_path / "o").exists()

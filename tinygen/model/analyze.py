@@ -88,11 +88,36 @@ def analyze(path: Path, measure: bool = True,
     return report
 
 
-def require_tflm_ops(model: TfliteModel, name: str) -> None:
+def _layers_using(model: TfliteModel, op_name: str, layer_names: set[str]) -> list[str]:
+    """The layers an op comes from, read from its output tensors' names (the converter names
+    them after the Keras layer's scope: 'sequential_1/bucket_1/Bucketize')."""
+    from .converter_errors import layer_of
+
+    found: list[str] = []
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if model.operator_codes[op.opcode_index].name != op_name:
+                continue
+            for index in op.outputs:
+                name = sg.tensors[index].name if 0 <= index < len(sg.tensors) else ""
+                layer = layer_of(name, layer_names) if "/" in name else None
+                if layer and layer not in found:
+                    found.append(layer)
+    return found
+
+
+def require_tflm_ops(model: TfliteModel, name: str,
+                     layer_names: set[str] | None = None) -> None:
+    """UnsupportedModelError naming the ops TFLM lacks, and the layers they come from."""
     missing = unsupported_ops(model)
     if missing:
+        parts = []
+        for op in missing:
+            layers = _layers_using(model, op, layer_names or set())
+            parts.append(op + (f" (layer {', '.join(repr(x) for x in layers)})" if layers
+                               else ""))
         raise UnsupportedModelError(
-            f"{name} uses ops TFLM does not support: {', '.join(missing)}",
+            f"{name} uses ops TFLM does not support: {', '.join(parts)}",
             hint="replace those layers with ones TFLM has kernels for (see `tinygen inspect`)",
         )
 

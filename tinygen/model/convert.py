@@ -203,7 +203,8 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         data = quantize_int8(float_model, samples)
         tfl = parse_tflite(data)
         calibration = {"source": samples.source, "samples": len(samples.x)}
-    require_tflm_ops(tfl, mf.path.name)
+    require_tflm_ops(tfl, mf.path.name,
+                     float_model.layer_names() if float_model is not None else None)
     n_classes = 1
     for d in tfl.output_tensors()[0].shape:
         n_classes *= d

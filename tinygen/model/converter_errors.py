@@ -44,7 +44,7 @@ def _split_location(message: str) -> tuple[str, str]:
     return message, ""
 
 
-def _layer_of(location: str, layer_names: set[str]) -> str | None:
+def layer_of(location: str, layer_names: set[str]) -> str | None:
     """'sequential_1/lstm_1/while/MatMul@__inference_...' -> 'lstm' (the model's own name
     when it is known: graph scopes add '_N' suffixes), else the graph's scope name."""
     parts = [p for p in location.split("@")[0].split("/") if p]
@@ -52,6 +52,11 @@ def _layer_of(location: str, layer_names: set[str]) -> str | None:
         base = re.sub(r"(_\d+)+$", "", part)
         if base.lower() in _WRAPPERS or part.startswith("__inference"):
             continue
+        # Keras 3 scopes a layer's ops as "<name>_<n>": try the name without one suffix
+        # first ("dense_1" is layer "dense"), then as it is, then shorter
+        name = re.sub(r"_\d+$", "", part)
+        if name in layer_names:
+            return name
         name = part
         while name not in layer_names and re.search(r"_\d+$", name):
             name = re.sub(r"_\d+$", "", name)
@@ -86,7 +91,7 @@ def explain(exception_text: str, log_text: str,
         if not location:  # 'loc(...): error: message' puts the location first
             location, _ = _split_location(line)
         paths = _QUOTED_PATH.findall(location)
-        layer = _layer_of(paths[0], layer_names or set()) if paths else None
+        layer = layer_of(paths[0], layer_names or set()) if paths else None
         op_m = _TF_OP.search(reason)
         op = op_m.group(1) if op_m else None
     else:
