@@ -269,12 +269,18 @@ def test_gesture_windows_infer_equal_to_tflm(build: dict[str, Any], project: Pat
                 reply = uart.next()
                 assert isinstance(reply, Inference) and reply.seq == seq, reply
                 got.append(reply.raw)
+            # the stack's high-water mark, measured by the firmware (painted at boot)
+            uart.send(protocol.encode_who())
+            hello = uart.next()
+            assert isinstance(hello, Hello), hello
+            stack = int(hello.extra["stack"])
         finally:
             uart.close()
     differing = sum(a != b for g, w in zip(got, want) for a, b in zip(g, w))
     print(f"qemu-m4 aot vs TFLM: {differing} of {len(want) * len(want[0])} outputs differ "
-          f"over {len(want)} windows")
+          f"over {len(want)} windows; stack high-water {stack:,} B (painted, measured)")
     assert got == want
+    assert 64 < stack < 16 * 1024  # measured, and inside the 16 KiB the linker keeps free
 
 
 def test_compiler_error_is_explained(project: Path, pio_core: Path, tmp_path: Path) -> None:

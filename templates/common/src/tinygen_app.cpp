@@ -16,6 +16,7 @@ LineReader g_reader(g_line, sizeof(g_line));
 Io g_io = {0, 0};
 bool g_ready = false;
 size_t g_arena_bytes = 0;
+size_t (*g_stack_probe)() = nullptr;
 
 void send(FrameWriter& w) {
   const size_t n = w.finish();
@@ -126,8 +127,11 @@ void app_hello() {
   w.add_key("sensor", TINYGEN_SENSOR);
 #endif
   w.add_key("engine", runner_engine());
+  if (g_stack_probe) w.add_key_int("stack", static_cast<long>(g_stack_probe()));
   send(w);
 }
+
+void app_set_stack_probe(size_t (*probe)()) { g_stack_probe = probe; }
 
 void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes) {
   g_io = io;

@@ -14,6 +14,10 @@ struct Io {
   uint32_t (*micros)();                          // a free-running microsecond clock
 };
 
+// Optional, before app_begin: a function returning the most stack bytes used so far (a
+// board that paints its stack at boot); the hello then reports it as stack=.
+void app_set_stack_probe(size_t (*probe)());
+
 // Initializes the engine with the arena (may be null if the board could not allocate it)
 // and sends the hello frame, then an err frame if the engine could not start.
 void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes);
