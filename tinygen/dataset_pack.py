@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ import numpy as np
 
 from .errors import InputFileError
 from .fileio import write_files_atomically
+from .model.convert import LABEL_RE  # one rule for labels: they go on the serial protocol
 
 INDEX = "index.csv"
 INDEX_FIELDS = ("file", "label", "board", "sensor", "rate_hz", "channels", "units", "time")
-LABEL_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,32}$")
 
 
 @dataclass(frozen=True)
