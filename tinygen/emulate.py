@@ -404,7 +404,7 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
                        on_answer=lambda i, r: flush())
         elif sensor_samples is not None:
             feeder = stream_sensor(emulator, sensor_samples)
-            last = time.monotonic()
+            last = started = time.monotonic()
             seen = 0
             while True:
                 link.next_record(time.monotonic() + 0.1)
@@ -414,8 +414,8 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
                     seen, last = session.inferences, time.monotonic()
                 if not feeder.is_alive() and time.monotonic() - last > SENSOR_QUIET_S:
                     break
-                if duration is not None and time.monotonic() - last > duration:
-                    break
+                if duration is not None and time.monotonic() - started > duration:
+                    break  # --duration: the whole run, as without --sensor-data
         else:
             deadline = time.monotonic() + duration if duration is not None else None
             while deadline is None or time.monotonic() < deadline:
