@@ -377,11 +377,6 @@ def _recurrent_tflite(folder: Path, layer: str, steps: int) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def lstm_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _recurrent_tflite(tmp_path_factory.mktemp("lstm"), "lstm", 20)
-
-
 @pytest.mark.slow
 def test_gru_model_equals_tflm(tmp_path: Path) -> None:
     data = _recurrent_tflite(tmp_path, "gru", 12).read_bytes()
@@ -392,36 +387,6 @@ def test_gru_model_equals_tflm(tmp_path: Path) -> None:
     counts = compare(data, quantize_input(model, x), tmp_path / "build", "gru")
     assert counts["differing"] == 0
     assert model.plan.peak_bytes <= model.plan.floor_bytes * 1.02 + 4
-
-
-@pytest.mark.slow
-def test_lstm_is_refused_by_default(lstm_tflite: Path) -> None:
-    from tinygen.errors import UnsupportedModelError
-
-    with pytest.raises(UnsupportedModelError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
-        build_model(lstm_tflite.read_bytes(), "lstm")
-
-
-@pytest.mark.slow
-def test_experimental_lstm_against_tflm(lstm_tflite: Path, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The integer LSTM runs and stays close to TFLM; not yet within the hard limit: our
-    int16 sigmoid/tanh interpolation table (computed by rounding sigmoid(i/24)) differs from
-    TFLM's in 44 of 256 entries by 1. Reported, not asserted equal (docs/aot.md)."""
-    monkeypatch.setenv("TINYGEN_AOT_EXPERIMENTAL_LSTM", "1")
-    data = lstm_tflite.read_bytes()
-    model = build_model(data, "lstm")
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in {op.name for op in model.graph.ops}
-    t = model.graph.tensors[model.graph.inputs[0]]
-    x = np.random.default_rng(0).normal(size=(20, *t.shape[1:])).astype(np.float32)
-    inputs = quantize_input(model, x)
-    exe = compile_host(model, tmp_path)
-    got = run_host(exe, inputs, tuple(model.graph.tensors[model.graph.outputs[0]].shape))
-    want = tflm_outputs(data, inputs).reshape(got.shape)
-    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
-    print(f"experimental LSTM: {int((diff > 0).sum())} of {diff.size} outputs differ from "
-          f"TFLM (max {int(diff.max())} LSB)")
-    assert diff.max() <= 4 and (diff > 0).mean() <= 0.1
 
 
 @pytest.mark.parametrize("board", ["nano33ble", "esp32dev"])

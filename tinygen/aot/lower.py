@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from . import quant
+from . import quant, tflm_lut
 from .graph import Graph, Op
 
 # Ops the AOT engine implements (those outside: UnsupportedModelError naming them).
@@ -469,7 +469,7 @@ def _lstm(graph: Graph, op: Op, name: str) -> Call:
     clip = 0
     if o["cell_clip"] > 0:
         clip = int(max(-32768.0, min(32767.0, quant.f32(o["cell_clip"]) / quant.f32(s_c))))
-    call.arrays["tg_sigmoid_table"] = ("uint16_t", quant.sigmoid_table())
+    call.arrays["tg_sigmoid_table"] = ("uint16_t", list(tflm_lut.sigmoid_table()))
     call.params = {
         "batches": batches, "time_steps": steps, "time_major": time_major,
         "n_input": n_input, "n_state": n_state, "in_offset": -zp_in, "hidden_offset": -zp_h,
@@ -505,21 +505,7 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
 SUPPORTED_OPS = tuple(sorted(LOWERINGS))
 
 
-# Implemented, but not bit-exact with TFLM yet (docs/aot.md): refused unless this
-# environment variable is "1".
-EXPERIMENTAL_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "TINYGEN_AOT_EXPERIMENTAL_LSTM"}
-
-
 def check_supported(graph: Graph, model_name: str) -> None:
-    import os
-
-    for name, flag in EXPERIMENTAL_OPS.items():
-        if any(op.name == name for op in graph.ops) and os.environ.get(flag) != "1":
-            raise UnsupportedModelError(
-                f"{model_name} uses {name}: the AOT engine's version is not yet equal to "
-                "TFLM's (its int16 sigmoid/tanh interpolation table differs; up to 2 LSB on "
-                "a few outputs)",
-                hint=f"use `--engine tflm`, or set {flag}=1 to try it")
     missing = sorted({op.name for op in graph.ops if op.name not in LOWERINGS})
     if missing:
         raise UnsupportedModelError(

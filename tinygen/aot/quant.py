@@ -151,10 +151,3 @@ def lstm_tanh_shift(cell_state_scale_power: int) -> tuple[int, int]:
         return 3, -left
     return 3 << left, 0
 
-
-def sigmoid_table() -> list[int]:
-    """sigmoid(i / 24) in 0.16 fixed point, i = 0..255 (the interpolation table of the
-    int16 logistic/tanh). Computed here by rounding; see docs/aot.md for how it compares
-    with TFLM's table."""
-    return [min(65535, math.floor(65536.0 / (1.0 + math.exp(-i / 24.0)) + 0.5))
-            for i in range(256)]
