@@ -315,7 +315,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     from .render import default_out_dir, render_project
 
     out_dir = out or default_out_dir(board, model)
-    spec = model_spec_for(model, opts, progress, project_dir=out_dir)
+    spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine)
     if arena_bytes is not None:
         spec = dataclasses.replace(spec, arena_override=arena_bytes)
         if arena_bytes < spec.arena_measured:

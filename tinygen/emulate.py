@@ -343,7 +343,8 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
                                              "model")
     else:
         project = out or default_out_dir(board, target)
-        spec = model_spec_for(target, convert_opts, progress, project_dir=project)
+        spec = model_spec_for(target, convert_opts, progress, project_dir=project,
+                              engine=board.engine)
         result = render_project(spec, board, project, mode=mode)
         for warning in result.manifest["warnings"]:
             progress(f"WARNING: {warning}")

@@ -16,12 +16,13 @@ from .render import ModelSpec, load_model_spec
 
 
 def model_spec_for(model: Path, opts: ConvertOptions, progress: Callable[[str], None],
-                   project_dir: Path | None = None) -> ModelSpec:
+                   project_dir: Path | None = None, engine: str = "tflm") -> ModelSpec:
     """The int8 model for a project; a converted model goes beside the project folder
-    (``<project parent>/<model>_int8.tflite``), not into the current directory."""
+    (``<project parent>/<model>_int8.tflite``), not into the current directory. With
+    ``engine="aot"`` a .tflite is not probed for a TFLM arena (the plan is the arena)."""
     mf = identify(model)
     if mf.kind == "tflite":
-        return load_model_spec(model, labels=opts.labels)
+        return load_model_spec(model, labels=opts.labels, measure_arena=engine != "aot")
     if opts.out is None and project_dir is not None:
         opts = dataclasses.replace(opts, out=project_dir.parent / default_out(model).name)
     result = convert(model, opts, progress)

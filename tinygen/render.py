@@ -98,8 +98,11 @@ class RenderResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
-    """An int8 .tflite and its convert sidecar (or, without one, its own analysis)."""
+def load_model_spec(tflite_path: Path, labels: str | None = None,
+                    measure_arena: bool = True) -> ModelSpec:
+    """An int8 .tflite and its convert sidecar (or, without one, its own analysis).
+    ``measure_arena=False`` (engine aot: its arena is its own memory plan) skips the TFLM
+    arena probe when the sidecar has no figure; ``arena_measured`` is then 0."""
     data, model = read_tflite(tflite_path)
     check_int8_tflite(model, tflite_path.name)
     sha = hashlib.sha256(data).hexdigest()
@@ -120,7 +123,9 @@ def load_model_spec(tflite_path: Path, labels: str | None = None) -> ModelSpec:
         input_spec = None
         label_list, _ = parse_labels(labels, tflite_path, n_classes)
         arena, source, kind, rate = None, tflite_path.name, None, None
-    if arena is None:
+    if arena is None and not measure_arena:
+        arena = 0
+    elif arena is None:
         require_tflm_ops(model, tflite_path.name)
         arena = analyze(tflite_path, parsed=(data, model))["arena"]["bytes"]
     inp, out = model.input_tensors()[0], model.output_tensors()[0]
