@@ -548,6 +548,10 @@ from .dataset_cli import dataset
 
 cli.add_command(dataset)
 
+from .capture_cli import capture
+
+cli.add_command(capture)
+
 
 def main() -> None:
     try:

@@ -51,6 +51,29 @@ def _index_rows(folder: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
+def index_fields(meta: WindowMeta) -> dict[str, str]:
+    """The index columns that describe the recording setup, as written."""
+    return {"sensor": meta.sensor, "rate_hz": repr(float(meta.rate_hz)),
+            "channels": " ".join(meta.channels),
+            "units": " ".join(f"{c}={u}" for c, u in sorted(meta.units.items()))}
+
+
+def check_same_setup(folder: Path, meta: WindowMeta) -> int:
+    """Before appending: the windows already in the folder were recorded with the same
+    sensor, rate, channels (in order) and units; InputFileError naming the difference.
+    Returns how many windows the folder holds."""
+    rows = _index_rows(folder)
+    want = index_fields(meta)
+    for key, value in want.items():
+        if rows and rows[0][key] != value:
+            raise InputFileError(
+                f"{folder} holds windows with {key} '{rows[0][key]}' ({rows[0]['file']}); "
+                f"the board sends '{value}'",
+                hint="record into another folder (--out), or capture with the setup the "
+                     "folder was recorded with")
+    return len(rows)
+
+
 def write_window(folder: Path, label: str, samples: np.ndarray, meta: WindowMeta,
                  time_text: str) -> Path:
     """Append one window (samples [n, channels]) to the dataset folder; returns its file."""
@@ -76,9 +99,7 @@ def write_window(folder: Path, label: str, samples: np.ndarray, meta: WindowMeta
     iw = csv.DictWriter(index, fieldnames=INDEX_FIELDS, lineterminator="\n")
     iw.writeheader()
     iw.writerows(rows)
-    iw.writerow({"file": rel, "label": label, "board": meta.board, "sensor": meta.sensor,
-                 "rate_hz": repr(float(meta.rate_hz)), "channels": " ".join(meta.channels),
-                 "units": " ".join(f"{c}={u}" for c, u in sorted(meta.units.items())),
+    iw.writerow({"file": rel, "label": label, "board": meta.board, **index_fields(meta),
                  "time": time_text})
     # the window first, then the index that names it: a crash leaves no dangling row
     write_files_atomically({folder / rel: text.getvalue().encode()})

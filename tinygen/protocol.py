@@ -136,13 +136,26 @@ class InputFrame:
 
 
 @dataclass(frozen=True)
+class WindowChunk:
+    """Device -> host (capture firmware): samples ``offset .. offset + n - 1`` of the
+    ``total``-sample window ``seq``, as raw bytes in the ``fmt`` its hello announced
+    (``f32le``: little-endian float32, one value per channel, channel after channel)."""
+
+    kind: ClassVar[str] = "win"
+    seq: int
+    offset: int
+    total: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Who:
     """Host -> device: asks the device to send its ``hello`` line again."""
 
     kind: ClassVar[str] = "who"
 
 
-Record = Hello | Inference | DeviceError | DeviceLog | InputFrame | Who
+Record = Hello | Inference | DeviceError | DeviceLog | InputFrame | Who | WindowChunk
 
 
 @dataclass
@@ -337,6 +350,16 @@ def encode_input(seq: int, data: bytes) -> bytes:
     return encode_frame(b"in %s %s" % (_uint(seq, "seq").encode(), base64.b64encode(data)))
 
 
+def encode_window_chunk(seq: int, offset: int, total: int, data: bytes) -> bytes:
+    """``@tg1 win <seq> <offset> <total> <base64 of the samples>`` (capture firmware)."""
+    if not data:
+        raise ValueError("a window chunk holds at least one byte")
+    if not 0 <= offset < total:
+        raise ValueError(f"offset {offset} outside a window of {total} samples")
+    head = f"win {_uint(seq, 'seq')} {_uint(offset, 'offset')} {_uint(total, 'total')} "
+    return encode_frame(head.encode() + base64.b64encode(data))
+
+
 def encode_who() -> bytes:
     """``@tg1 who``: ask the device for its hello line."""
     return encode_frame(b"who")
@@ -365,6 +388,8 @@ def encode(record: Record) -> bytes:
         return encode_input(record.seq, record.data)
     if isinstance(record, Who):
         return encode_who()
+    if isinstance(record, WindowChunk):
+        return encode_window_chunk(record.seq, record.offset, record.total, record.data)
     text = record.text.encode("utf-8")
     if b"\n" in text or text.startswith(_MAGIC):
         raise ValueError(f"log text cannot hold a newline or start with '@tg1': {record.text!r}")
@@ -479,6 +504,97 @@ def _parse_input(rest: bytes) -> InputFrame:
     if base64.b64encode(data) != parts[1]:  # only the canonical encoding
         raise _BadFields
     return InputFrame(seq, data)
+
+
+def _parse_window(rest: bytes) -> WindowChunk:
+    parts = rest.split(b" ")
+    if len(parts) != 4 or not all(_UINT.fullmatch(p) for p in parts[:3]) \
+            or not _B64.fullmatch(parts[3]):
+        raise _BadFields
+    seq, offset, total = (int(p) for p in parts[:3])
+    if seq >= SEQ_MODULUS or total >= SEQ_MODULUS or offset >= total:
+        raise _BadFields
+    try:
+        data = base64.b64decode(parts[3], validate=True)
+    except (binascii.Error, ValueError):
+        raise _BadFields from None
+    if base64.b64encode(data) != parts[3]:  # only the canonical encoding
+        raise _BadFields
+    return WindowChunk(seq, offset, total, data)
+
+
+CAPTURE_FORMATS = {"f32le": 4}
+"""Sample formats of ``win`` frames: bytes per value."""
+
+
+@dataclass(frozen=True)
+class CaptureInfo:
+    """What a capture firmware's hello announces (``mode=capture``; docs/protocol.md)."""
+
+    sensor: str
+    rate_hz: float
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+    """One unit per channel, in channel order."""
+    window: int
+    fmt: str
+    stride: int | None = None
+    """Fixed-interval windows: a window every ``stride`` samples."""
+    trigger: float | None = None
+    """Motion-triggered windows: the threshold of the sum of |x| over ``trigger_channels``."""
+    pre: int = 0
+    trigger_channels: tuple[str, ...] = ()
+
+    @property
+    def sample_bytes(self) -> int:
+        return CAPTURE_FORMATS[self.fmt] * len(self.channels)
+
+
+def capture_info(hello: Hello) -> CaptureInfo:
+    """The capture settings of a ``mode=capture`` hello; ValueError naming what is wrong."""
+    if hello.mode != "capture":
+        raise ValueError(f"the firmware runs mode={hello.mode}, not mode=capture")
+    x = hello.extra
+
+    def need(key: str) -> str:
+        if not x.get(key):
+            raise ValueError(f"its hello has no {key}=")
+        return x[key]
+
+    def uint(key: str) -> int:
+        text = need(key)
+        if not _UINT.fullmatch(text.encode()) or int(text) < 1:
+            raise ValueError(f"{key}={text} is not a positive whole number")
+        return int(text)
+
+    rate_text, fmt = need("rate"), need("fmt")
+    if not _DECIMAL.fullmatch(rate_text.encode()) or not 0 < float(rate_text) < math.inf:
+        raise ValueError(f"rate={rate_text} is not a sample rate")
+    if fmt not in CAPTURE_FORMATS:
+        raise ValueError(f"fmt={fmt} is not a sample format this host knows "
+                         f"({', '.join(CAPTURE_FORMATS)})")
+    channels, units = tuple(need("channels").split(",")), tuple(need("units").split(","))
+    if len(units) != len(channels) or not all(channels) or len(set(channels)) != len(channels):
+        raise ValueError(f"channels={x['channels']} units={x['units']}: one unit per distinct "
+                         "channel")
+    window = uint("window")
+    stride = trigger = None
+    pre = 0
+    tch: tuple[str, ...] = ()
+    if "trigger" in x:
+        text = x["trigger"]
+        if not _DECIMAL.fullmatch(text.encode()) or not 0 < float(text) < math.inf:
+            raise ValueError(f"trigger={text} is not a threshold")
+        trigger, tch = float(text), tuple(need("tch").split(","))
+        pre = int(x.get("pre", "0")) if _UINT.fullmatch(x.get("pre", "0").encode()) else -1
+        if not set(tch) <= set(channels) or not 0 <= pre < window:
+            raise ValueError(f"tch={x.get('tch')} pre={x.get('pre')}: trigger channels must "
+                             "be channels, and 0 <= pre < window")
+    else:
+        stride = uint("stride")
+    return CaptureInfo(sensor=need("sensor"), rate_hz=float(rate_text), channels=channels,
+                       units=units, window=window, fmt=fmt, stride=stride, trigger=trigger,
+                       pre=pre, trigger_channels=tch)
 
 
 class Decoder:
@@ -650,6 +766,8 @@ class Decoder:
                 record = _parse_error(rest)
             elif kind == b"in":
                 record = _parse_input(rest)
+            elif kind == b"win":
+                record = _parse_window(rest)
             elif kind == b"who":
                 if rest or body != b"who":
                     raise _BadFields

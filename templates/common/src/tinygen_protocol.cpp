@@ -98,6 +98,22 @@ void FrameWriter::add_key_int(const char* key, long value) {
   append_int(value);
 }
 
+void FrameWriter::add_base64(const uint8_t* data, size_t len) {
+  static const char kB64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  put(' ');
+  for (size_t i = 0; i < len; i += 3) {
+    const size_t n = len - i < 3 ? len - i : 3;
+    uint32_t triple = static_cast<uint32_t>(data[i]) << 16;
+    if (n > 1) triple |= static_cast<uint32_t>(data[i + 1]) << 8;
+    if (n > 2) triple |= static_cast<uint32_t>(data[i + 2]);
+    put(kB64[(triple >> 18) & 0x3F]);
+    put(kB64[(triple >> 12) & 0x3F]);
+    put(n > 1 ? kB64[(triple >> 6) & 0x3F] : '=');
+    put(n > 2 ? kB64[triple & 0x3F] : '=');
+  }
+}
+
 size_t FrameWriter::finish() {
   if (len_ < 1) return 0;
   const uint16_t crc = crc16(buf_ + 1, len_ - 1);

@@ -23,6 +23,7 @@ class FrameWriter {
   void add_uint(uint32_t value);         // " 4294967295" (seq, latency: unsigned 32-bit)
   void add_key(const char* key, const char* value);  // " key=value"
   void add_key_int(const char* key, long value);      // " key=123"
+  void add_base64(const uint8_t* data, size_t len);  // " " + standard base64 with '='
   void append(const char* text);         // text, no leading space
   void append_int(long value);
   void append_uint(uint32_t value);

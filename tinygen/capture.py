@@ -1,0 +1,269 @@
+"""`tinygen capture`, host side: ``win`` frames -> whole windows -> the dataset folder.
+
+A window is kept only when every one of its samples arrived, in order, in frames whose
+CRC held: a chunk lost to a bad CRC or a dropped line makes its window *truncated*, a
+window whose every chunk was lost shows as a gap in the window seq (*lost*). Both are
+counted and reported, never filled in. The firmware's hello says what the samples are
+(rate, channel names and order, units, window, format); a dataset folder that already
+holds windows of another setup is refused before anything is written, and new windows
+are appended to it (dataset_pack.write_window), never written over earlier ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dataset_pack import WindowMeta, check_same_setup, write_window
+from .errors import TinygenError
+from .protocol import (
+    SEQ_MODULUS,
+    CaptureInfo,
+    DeviceError,
+    DeviceLog,
+    Hello,
+    Record,
+    WindowChunk,
+    capture_info,
+)
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class CaptureError(TinygenError):
+    """The device is not a capture firmware, or says something else than expected."""
+
+
+@dataclass
+class Window:
+    seq: int
+    samples: np.ndarray
+    """[window, channels] float32, oldest sample first."""
+
+
+@dataclass
+class AssemblyStats:
+    windows: int = 0
+    """Complete windows."""
+    truncated: int = 0
+    """Windows that started but missed samples (a chunk lost or malformed)."""
+    lost: int = 0
+    """Windows of which nothing arrived (gaps in the window seq)."""
+    bad_chunks: int = 0
+    """Chunks whose size or window length disagree with the hello."""
+    problems: list[str] = field(default_factory=list)
+    """What happened, one line each (the first 20)."""
+
+    def note(self, text: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(text)
+
+
+class WindowAssembler:
+    """``win`` chunks of one capture stream -> complete windows (never zero-filled)."""
+
+    def __init__(self, info: CaptureInfo) -> None:
+        self.info = info
+        self.stats = AssemblyStats()
+        self._seq: int | None = None  # window being assembled
+        self._parts: list[bytes] = []
+        self._next = 0  # next sample offset expected in it
+        self._spoiled: int | None = None  # seq whose later chunks are ignored
+        self._last_seq: int | None = None  # last window seq seen at all
+
+    def restart(self) -> None:
+        """The device restarted (a new hello): what was half-assembled is truncated."""
+        self._drop_partial("the device restarted")
+        self._last_seq = None
+        self._spoiled = None
+
+    def finish(self) -> None:
+        """End of the stream: a half-assembled window is truncated."""
+        self._drop_partial("the stream ended")
+
+    def _drop_partial(self, why: str) -> None:
+        if self._seq is not None:
+            self.stats.truncated += 1
+            self.stats.note(f"window {self._seq} truncated: {why} after {self._next} of "
+                            f"{self.info.window} samples (not kept)")
+        self._seq, self._parts, self._next = None, [], 0
+
+    def _spoil(self, seq: int, why: str) -> None:
+        if self._seq == seq:
+            self._seq, self._parts, self._next = None, [], 0
+        if self._spoiled != seq:
+            self.stats.truncated += 1
+            self.stats.note(f"window {seq} truncated: {why} (not kept)")
+        self._spoiled = seq
+
+    def add(self, chunk: WindowChunk) -> Window | None:
+        info = self.info
+        if chunk.seq != self._seq and chunk.seq != self._spoiled:
+            self._drop_partial(f"window {chunk.seq} began")
+            if self._last_seq is not None and chunk.seq != self._last_seq:
+                gap = (chunk.seq - self._last_seq - 1) % SEQ_MODULUS
+                if 0 < gap < SEQ_MODULUS // 2:  # backwards: a restart, not a loss
+                    self.stats.lost += gap
+                    self.stats.note(f"{gap} window(s) lost before window {chunk.seq}")
+            self._last_seq = chunk.seq
+            self._spoiled = None
+            if chunk.offset != 0:
+                self._spoil(chunk.seq, f"its first {chunk.offset} samples did not arrive")
+                return None
+            self._seq = chunk.seq
+        if chunk.seq == self._spoiled:
+            return None
+        n, rest = divmod(len(chunk.data), info.sample_bytes)
+        if chunk.total != info.window or rest or n == 0 or chunk.offset + n > info.window:
+            self.stats.bad_chunks += 1
+            self._spoil(chunk.seq, f"a chunk of {len(chunk.data)} B at sample {chunk.offset} of "
+                                   f"{chunk.total} does not fit {info.window} samples x "
+                                   f"{info.sample_bytes} B (the hello)")
+            return None
+        if chunk.offset != self._next:
+            self._spoil(chunk.seq, f"samples {self._next}-{chunk.offset - 1} did not arrive")
+            return None
+        self._parts.append(chunk.data)
+        self._next += n
+        if self._next < info.window:
+            return None
+        samples = np.frombuffer(b"".join(self._parts), dtype="<f4").reshape(
+            info.window, len(info.channels)).astype(np.float32)
+        seq = self._seq
+        self._seq, self._parts, self._next = None, [], 0
+        self.stats.windows += 1
+        return Window(seq if seq is not None else chunk.seq, samples)
+
+
+def check_capture_hello(hello: Hello, where: str) -> CaptureInfo:
+    """The capture settings of a hello; CaptureError when it is not a capture firmware."""
+    try:
+        return capture_info(hello)
+    except ValueError as exc:
+        raise CaptureError(f"{where} does not run tinygen's capture firmware: {exc}",
+                           hint="`tinygen capture` flashes it when the board runs something "
+                                "else; with --port, give --board too") from None
+
+
+def window_meta(info: CaptureInfo, board: str) -> WindowMeta:
+    return WindowMeta(board=board, sensor=info.sensor, rate_hz=info.rate_hz,
+                      channels=info.channels, units=dict(zip(info.channels, info.units)))
+
+
+def sparkline(values: np.ndarray, width: int = 24) -> str:
+    """A row of block characters: the mean of each of ``width`` slices, scaled min..max."""
+    v = np.asarray(values, np.float64)
+    parts = np.array_split(v, min(width, len(v)))
+    means = np.array([p.mean() for p in parts])
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo <= 0:
+        return SPARK[0] * len(means)
+    idx = np.clip(((means - lo) / (hi - lo) * (len(SPARK) - 1)).round().astype(int), 0,
+                  len(SPARK) - 1)
+    return "".join(SPARK[i] for i in idx)
+
+
+def preview(samples: np.ndarray, info: CaptureInfo) -> list[str]:
+    """One line per channel: name, sparkline, range and unit."""
+    return [f"    {name:>8} {sparkline(samples[:, k])} [{samples[:, k].min():.4g}, "
+            f"{samples[:, k].max():.4g}] {unit}"
+            for k, (name, unit) in enumerate(zip(info.channels, info.units))]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Recording:
+    """What one `tinygen capture` run recorded."""
+
+    folder: Path
+    label: str
+    board: str
+    info: CaptureInfo
+    count: int | None
+    earlier: int = 0
+    """Windows the folder held before."""
+    files: list[str] = field(default_factory=list)
+    assembly: AssemblyStats | None = None
+    device_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+    def summary(self, decoder_stats: dict[str, int] | None = None) -> dict[str, Any]:
+        a = self.assembly or AssemblyStats()
+        duration = (self.ended or time.monotonic()) - self.started
+        i = self.info
+        return {
+            "folder": str(self.folder), "label": self.label, "board": self.board,
+            "windows": len(self.files), "requested": self.count, "earlier_windows": self.earlier,
+            "files": self.files, "truncated": a.truncated, "lost": a.lost,
+            "bad_chunks": a.bad_chunks, "problems": a.problems,
+            "device_errors": self.device_errors, "interrupted": self.interrupted,
+            "duration_s": round(duration, 3),
+            "capture": {"sensor": i.sensor, "rate_hz": i.rate_hz, "channels": list(i.channels),
+                        "units": list(i.units), "window": i.window, "stride": i.stride,
+                        "trigger": i.trigger, "pre": i.pre,
+                        "trigger_channels": list(i.trigger_channels), "format": i.fmt},
+            "dropped_lines": decoder_stats or {},
+        }
+
+
+def record_windows(next_record: Callable[[float], Record | None], info: CaptureInfo,
+                   rec: Recording, *, stream_done: Callable[[], bool] = lambda: False,
+                   quiet_s: float = 2.0, on_window: Callable[[str, np.ndarray], None]
+                   = lambda f, s: None, on_note: Callable[[str], None] = lambda s: None,
+                   ) -> Recording:
+    """Read records until ``rec.count`` windows are written, or ``stream_done()`` and no
+    frame for ``quiet_s``, or Ctrl-C; every complete window is written as it arrives."""
+    meta = window_meta(info, rec.board)
+    rec.earlier = check_same_setup(rec.folder, meta)
+    assembler = WindowAssembler(info)
+    rec.assembly = assembler.stats
+    last = time.monotonic()
+    reported = 0
+    try:
+        while rec.count is None or len(rec.files) < rec.count:
+            record = next_record(time.monotonic() + 0.1)
+            now = time.monotonic()
+            if record is None:
+                if stream_done() and now - last > quiet_s:
+                    break
+                continue
+            last = now
+            if isinstance(record, WindowChunk):
+                window = assembler.add(record)
+                if window is not None:
+                    path = write_window(rec.folder, rec.label, window.samples, meta, utc_now())
+                    rel = path.relative_to(rec.folder).as_posix()
+                    rec.files.append(rel)
+                    on_window(rel, window.samples)
+            elif isinstance(record, Hello):
+                new = check_capture_hello(record, "the device")
+                if new != info:
+                    raise CaptureError("the device restarted with other capture settings "
+                                       f"({record.extra})", hint="capture again")
+                assembler.restart()
+            elif isinstance(record, DeviceError):
+                rec.device_errors.append(f"{record.code}: {record.text}")
+                on_note(f"device error {record.code}: {record.text}")
+            elif isinstance(record, DeviceLog):
+                on_note(f"device: {record.text}")
+            for problem in assembler.stats.problems[reported:]:
+                on_note(problem)
+            reported = len(assembler.stats.problems)
+    except KeyboardInterrupt:
+        rec.interrupted = True
+    assembler.finish()
+    for problem in assembler.stats.problems[reported:]:
+        on_note(problem)
+    rec.ended = time.monotonic()
+    return rec

@@ -1,0 +1,228 @@
+"""Capture firmware: a board's sensor -> raw windows over the serial protocol, no model.
+
+Rendered from the same board profile, board glue (templates/<board tree>) and IMU
+front-end (templates/input-imu) as sensor-mode inference, plus templates/capture-imu (the
+application: window timing by the front-end, samples sent as ``win`` frames). What it
+records is described by a capture spec: the input spec format of `convert --input-spec`
+(sensor, rate, channels, units, window, stride or trigger), so the spec a model is later
+converted with is the one its data was recorded with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from . import __version__
+from .boards import Board
+from .errors import InputFileError
+from .frontend.spec import InputSpec, load_input_spec, parse_input_spec
+from .render import (
+    COMMON_TREE,
+    IMU_CHANNELS,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    PROJECT_PLATFORM_REF,
+    SHIPPED_PLATFORM_PREFIX,
+    RenderResult,
+    _float_text,
+    _shipped_platform_files,
+    _template_files,
+    sensor_plan,
+    write_project,
+)
+
+CAPTURE_TREE = "capture-imu"
+FORMAT = "f32le"
+CHUNK_BYTES_MAX = 384
+"""Raw bytes per ``win`` frame at most (512 base64 characters, ~550 B lines)."""
+DEFAULT_SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["ax", "ay", "az", "gx", "gy", "gz"],
+                "units": {c: IMU_CHANNELS[c][1] for c in ("ax", "ay", "az", "gx", "gy", "gz")},
+                "window": 100, "stride": 100, "normalize": None}
+# from common/ only the protocol and the app interface (no model, no engine); from
+# input-imu the front-end and the sensor interface, not the inference loop
+COMMON_FILES = ("src/tinygen_protocol.cpp", "src/tinygen_protocol.h", "src/tinygen_app.h")
+IMU_FILES = ("src/tinygen_imu_frontend.c", "src/tinygen_imu_frontend.h", "src/tinygen_sensor.h",
+             "src/tinygen_sensor_config.h.jinja")
+_UNIT = re.compile(r"[A-Za-z0-9_.%/+\-^]{1,16}")
+_CHANNEL = re.compile(r"[A-Za-z0-9_.+\-]{1,16}")
+
+
+def capture_spec(spec_file: Path | None = None, *, rate_hz: float | None = None,
+                 window: int | None = None, interval: int | None = None,
+                 trigger: float | None = None, pre: int | None = None,
+                 trigger_channels: list[str] | None = None,
+                 channels: list[str] | None = None, units: list[str] | None = None
+                 ) -> InputSpec:
+    """The capture spec: ``spec_file`` (an input spec, e.g. MODEL.input.json) or the IMU
+    defaults (ax..gz in g and dps, 50 Hz, windows of 100 every 100 samples), with the
+    flags applied; InputFileError naming the broken value."""
+    raw: dict[str, Any] = (load_input_spec(spec_file).to_json() if spec_file is not None
+                           else json.loads(json.dumps(DEFAULT_SPEC)))
+    if raw["sensor"] != "imu":
+        raise InputFileError(f"capture of a {raw['sensor']} is not available yet",
+                             hint="tinygen capture records IMU windows (audio and camera "
+                                  "capture are open work)")
+    raw.pop("normalize", None)  # capture sends physical units; normalizing is the model's
+    if channels is not None:
+        raw["channels"] = channels
+        raw["units"] = {c: u for c, u in raw.get("units", {}).items() if c in channels}
+    if units is not None:
+        if len(units) != len(raw["channels"]):
+            raise InputFileError(f"--units names {len(units)} units for "
+                                 f"{len(raw['channels'])} channels",
+                                 hint="one unit per channel, in channel order: --units g,g,g")
+        raw["units"] = dict(zip(raw["channels"], units))
+    if rate_hz is not None:
+        raw["rate_hz"] = rate_hz
+    if window is not None:
+        raw["window"] = window
+        if interval is None:  # the defaults: back-to-back windows; a spec keeps its stride
+            raw["stride"] = window if spec_file is None else min(raw["stride"], window)
+    if interval is not None:
+        raw["stride"] = interval
+        raw.pop("trigger", None)
+    if trigger is not None:
+        old = raw.get("trigger") or {}
+        raw["trigger"] = {"channels": trigger_channels or old.get("channels")
+                          or [c for c in raw["channels"] if c in ("ax", "ay", "az")]
+                          or raw["channels"],
+                          "threshold": trigger, "pre": pre if pre is not None
+                          else old.get("pre", 0)}
+    elif raw.get("trigger") and (pre is not None or trigger_channels):
+        raw["trigger"] = {**raw["trigger"], **({"pre": pre} if pre is not None else {}),
+                          **({"channels": trigger_channels} if trigger_channels else {})}
+    spec = parse_input_spec(raw, spec_file.name if spec_file else "of the capture")
+    full_units = {}
+    for c in spec.channels:
+        unit = spec.units.get(c) or (IMU_CHANNELS[c][1] if c in IMU_CHANNELS else None)
+        if unit is None:
+            raise InputFileError(f"capture channel {c} has no unit",
+                                 hint="name every channel's unit (--units, or 'units' in the "
+                                      "spec): the dataset records it")
+        if not _UNIT.fullmatch(unit):
+            raise InputFileError(f"unit '{unit}' of channel {c} is not a short token",
+                                 hint="1-16 characters of A-Z a-z 0-9 _ . % / + - ^ (no "
+                                      "spaces): it goes into the firmware's hello")
+        full_units[c] = unit
+    bad = [c for c in spec.channels if not _CHANNEL.fullmatch(c)]
+    if bad:
+        raise InputFileError(f"channel name '{bad[0]}' is not a short token",
+                             hint="1-16 characters of A-Z a-z 0-9 _ . + -")
+    return dataclasses.replace(spec, units=full_units)
+
+
+def chunk_samples(channels: int) -> int:
+    """Samples per ``win`` frame: as many as fit CHUNK_BYTES_MAX (at least one)."""
+    return max(1, CHUNK_BYTES_MAX // (4 * channels))
+
+
+def hello_keys(spec: InputSpec) -> str:
+    """The capture keys the firmware adds to its hello (docs/protocol.md)."""
+    keys = [f"rate={_float_text(spec.rate_hz).removesuffix('.0')}",
+            "channels=" + ",".join(spec.channels),
+            "units=" + ",".join(spec.units[c] for c in spec.channels),
+            f"window={spec.window}", f"fmt={FORMAT}"]
+    if spec.trigger:
+        keys += [f"trigger={_float_text(spec.trigger['threshold'])}",
+                 f"pre={spec.trigger['pre']}", "tch=" + ",".join(spec.trigger["channels"])]
+    else:
+        keys.append(f"stride={spec.stride}")
+    return " ".join(keys)
+
+
+def wire_budget(spec: InputSpec, baud: int) -> dict[str, Any]:
+    """Bytes per second the capture stream needs on the wire against what the UART carries
+    (8N1: 10 bits per byte). Fixed-interval windows send every sample once per stride
+    (window / stride times); triggered windows only when triggered (the figure is for one
+    window right after another)."""
+    channels = len(spec.channels)
+    chunk = chunk_samples(channels)
+    frames = math.ceil(spec.window / chunk)
+    header = len("@tg1 win 4294967295 ") + 2 * len(str(spec.window)) + 2 + len("*XXXX\n")
+    line_bytes = sum(header + 4 * math.ceil(min(chunk, spec.window - o) * 4 * channels / 3)
+                     for o in range(0, spec.window, chunk))
+    per_s = spec.rate_hz / (spec.stride if not spec.trigger else spec.window)
+    need = line_bytes * per_s
+    capacity = baud / 10
+    return {"raw_bytes_per_s": round(4 * channels * spec.rate_hz * spec.window
+                                     / (spec.stride if not spec.trigger else spec.window), 1),
+            "wire_bytes_per_s": round(need, 1), "wire_capacity_bytes_per_s": capacity,
+            "load": round(need / capacity, 4), "frames_per_window": frames,
+            "bytes_per_window": line_bytes, "samples_per_frame": chunk, "baud": baud}
+
+
+def _project_files(spec: InputSpec, board: Board) -> tuple[dict[str, bytes], dict[str, Any]]:
+    import jinja2
+
+    board = dataclasses.replace(board, engine="none")  # no model: no engine, no TFLM library
+    shim = SimpleNamespace(input_spec=spec.to_json(), tflite_path=Path("the capture spec"))
+    sensor = sensor_plan(shim, board)  # type: ignore[arg-type]  # the board's IMU, checked
+    chunk = chunk_samples(len(spec.channels))
+    capture = {"chunk": chunk, "chunk_bytes": chunk * 4 * len(spec.channels),
+               "chunk_line": 32 + 4 * math.ceil(chunk * 4 * len(spec.channels) / 3),
+               "hello": hello_keys(spec)}
+    pio = dict(board.platformio)
+    platform_files: dict[str, bytes] = {}
+    if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
+        platform_files = _shipped_platform_files(pio["platform"][len(SHIPPED_PLATFORM_PREFIX):])
+        pio["platform"] = PROJECT_PLATFORM_REF
+    context = {"tinygen_version": __version__, "board": board, "pio": pio, "mode": "capture",
+               "sensor": sensor, "capture": capture, "model": None}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    files: dict[str, bytes] = {}
+    for tree, only in ((COMMON_TREE, COMMON_FILES), ("input-imu", IMU_FILES),
+                       (board.template, None), (CAPTURE_TREE, None)):
+        for rel, res in _template_files(tree):
+            if only is not None and rel not in only:
+                continue
+            text = res.read_text()
+            if rel.endswith(".jinja"):
+                rel = rel[: -len(".jinja")]
+                try:
+                    text = env.from_string(text).render(context)
+                except jinja2.TemplateError as exc:  # a bug in a template, not user input
+                    raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
+                if not text.strip():
+                    continue
+            files[rel] = text.encode()
+    files.update(platform_files)
+    manifest = {
+        "format": MANIFEST_FORMAT, "generator": "tinygen", "tinygen_version": __version__,
+        "board": board.name, "baud": board.baud,
+        "usb_ids": [[f"0x{v:04x}", f"0x{p:04x}"] for v, p in board.usb_ids],
+        "platformio": {"env": pio["env"], "platform": pio["platform"], "board": pio["board"]},
+        "engine": "none", "template": board.template, "tflm_library": None, "mode": "capture",
+        "capture": {**spec.to_json(), "format": FORMAT, "samples_per_frame": chunk,
+                    "hello": capture["hello"]},
+        "sensor": {"sensor": spec.sensor, "part": sensor.get("part"),
+                   "rate_hz": spec.rate_hz, "channels": list(spec.channels),
+                   "window": spec.window, "stride": spec.stride, "trigger": spec.trigger},
+        "model_sha256": "", "model_file": None, "model_bytes": 0, "source_file": None,
+        "labels": [], "ops": [], "warnings": [],
+        "arena": {"bytes": 16, "measured": 0, "margin": 16, "placement": "static",
+                  "psram": False, "margin_rule": "capture firmware: no model, no arena"},
+        "wire": wire_budget(spec, board.baud),
+        "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},
+    }
+    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return files, manifest
+
+
+def default_capture_dir(board: Board) -> Path:
+    return Path("firmware_out") / f"{board.name}-capture"
+
+
+def render_capture(spec: InputSpec, board: Board, out_dir: Path) -> RenderResult:
+    """Write the capture project (only what changed; checks happen before any write)."""
+    files, manifest = _project_files(spec, board)
+    result = write_project(files, out_dir)
+    result.manifest = manifest
+    return result
