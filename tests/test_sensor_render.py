@@ -81,7 +81,7 @@ def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path)
                            "--out", str(tmp_path / board))
         assert proc.returncode == 0, proc.stderr
         assert json.loads((tmp_path / board / "tinygen.json").read_text())["mode"] == "serial"
-    assert "input: serial (esp32dev has no imu sensor" in run_tinygen(
+    assert "input: serial (esp32dev has no imu built in" in run_tinygen(
         "render", "--board", "esp32dev", str(imu_model), "--out", str(tmp_path / "x")).stderr
 
 

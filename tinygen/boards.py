@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "arena": (dict, True), "platformio": (dict, True), "tflm": (dict, True),
     "upload": (dict, True), "usb_ids": (list, True), "sensors": (list, True),
     "baud": (int, True), "notes": (list, False), "emulator": (dict, False),
+    "external_sensors": (list, False),
 }
 _NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "arena": {"placement": (str, True), "max_bytes": (int, True), "psram_bytes": (int, True)},
@@ -71,6 +72,9 @@ class Board:
     notes: list[str]
     emulator: dict[str, Any] | None
     raw: dict[str, Any]
+    # Sensors a user can wire to the board (an I2C IMU on an ESP32 DevKit): attached with
+    # `--sensor NAME[:key=value,...]` (attach_sensor), which adds one to ``sensors``.
+    external_sensors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def port_hint(self) -> str | None:
@@ -152,6 +156,11 @@ def parse_board(data: Any, where: str) -> Board:
     for s in data["sensors"]:
         if not isinstance(s, dict) or not isinstance(s.get("kind"), str):
             raise BoardError(f"board profile {where}: field 'sensors' entries need a 'kind'")
+    for s in data.get("external_sensors", []):
+        if not (isinstance(s, dict) and isinstance(s.get("kind"), str)
+                and isinstance(s.get("name"), str) and isinstance(s.get("options", {}), dict)):
+            raise BoardError(f"board profile {where}: field 'external_sensors' entries need a "
+                             "'kind', a 'name' and 'options' (defaults of --sensor NAME:key=value)")
     return Board(
         name=data["name"], title=data["title"], template=data["template"],
         engine=data.get("engine", "tflm"),
@@ -165,6 +174,7 @@ def parse_board(data: Any, where: str) -> Board:
         usb_ids=[_usb_id(v, where) for v in data["usb_ids"]], sensors=data["sensors"],
         baud=data["baud"], notes=[str(n) for n in data.get("notes", [])],
         emulator=data.get("emulator"), raw=data,
+        external_sensors=list(data.get("external_sensors", [])),
     )
 
 
@@ -216,5 +226,42 @@ def board_summary(board: Board) -> dict[str, Any]:
         "psram_bytes": board.psram_bytes, "platformio": board.platformio, "tflm": board.tflm,
         "upload": board.upload,
         "usb_ids": [f"{v:04x}:{p:04x}" for v, p in board.usb_ids],
-        "sensors": board.sensors, "baud": board.baud, "notes": board.notes,
+        "sensors": board.sensors, "external_sensors": board.external_sensors,
+        "baud": board.baud, "notes": board.notes,
     }
+
+
+def sensor_options_text(sensor: dict[str, Any]) -> str:
+    """``sda=21,scl=22,addr=0x68``: an external sensor's options as --sensor takes them."""
+    return ",".join(f"{k}={v:#04x}" if k == "addr" else f"{k}={v}"
+                    for k, v in sensor.get("options", {}).items())
+
+
+def attach_sensor(board: Board, text: str) -> Board:
+    """The board with the external sensor ``NAME[:key=value,...]`` (``--sensor``) wired to it:
+    one of the profile's ``external_sensors``, its ``options`` (pins, I2C address) replaced
+    by the given values (integers, ``0x`` hex allowed). BoardError for anything else."""
+    import dataclasses
+
+    name, _, rest = text.strip().partition(":")
+    known = {s["name"]: s for s in board.external_sensors}
+    offered = ", ".join(f"{n}:{sensor_options_text(s)}" for n, s in known.items()) or "none"
+    if name.lower() not in known:
+        raise BoardError(f"--sensor {text}: {board.name} takes no external sensor "
+                         f"'{name}' (it takes: {offered})",
+                         hint="`tinygen boards --json` lists each board's external_sensors")
+    profile = known[name.lower()]
+    options = dict(profile.get("options", {}))
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in options:
+            raise BoardError(f"--sensor {text}: '{item}' is not an option of {name} "
+                             f"(options: {', '.join(f'{k}=' for k in options)})",
+                             hint=f"e.g. --sensor {offered.split(', ')[0]}")
+        try:
+            options[key] = int(value, 0)
+        except ValueError:
+            raise BoardError(f"--sensor {text}: {key}={value} is not a number",
+                             hint="pins are GPIO numbers, addresses may be hex (0x68)") from None
+    sensor = {**profile, "options": options, "external": True}
+    return dataclasses.replace(board, sensors=[*board.sensors, sensor])

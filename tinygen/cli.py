@@ -275,11 +275,22 @@ INPUT_OPTION = click.option(
          "'auto' = sensor where a real board has a sensor that fits the spec, else serial.")
 
 
-def _with_engine(board: Any, engine: str | None) -> Any:
-    """The board with its profile's engine replaced by --engine (if given)."""
+SENSOR_OPTION = click.option(
+    "--sensor", "sensor_opt", metavar="NAME[:key=value,...]",
+    help="An external sensor wired to the board, e.g. --sensor mpu6050:sda=21,scl=22,"
+         "addr=0x68 on esp32dev (`tinygen boards --json` lists each board's "
+         "external_sensors and their defaults).")
+
+
+def _with_engine(board: Any, engine: str | None, sensor: str | None = None) -> Any:
+    """The board with its profile's engine replaced by --engine (if given) and the external
+    sensor of --sensor attached (if given)."""
     import dataclasses
 
-    return dataclasses.replace(board, engine=engine) if engine else board
+    from .boards import attach_sensor
+
+    board = dataclasses.replace(board, engine=engine) if engine else board
+    return attach_sensor(board, sensor) if sensor else board
 
 
 def _no_arena_for_project(arena_bytes: int | None, project: Path) -> None:
@@ -295,6 +306,8 @@ def _auto_mode(spec: Any, board: Any) -> str:
     from .errors import TinygenError
     from .render import sensor_plan
 
+    if any(s.get("external") for s in board.sensors):
+        return "sensor"  # --sensor NAME: the user wired a sensor to feed the model
     if board.emulator is not None or not spec.input_spec:
         return "serial"  # emulated boards are fed over serial unless asked (--input sensor)
     try:
@@ -336,6 +349,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
 @click.argument("model", type=click.Path(path_type=Path))
 @convert_options
 @INPUT_OPTION
+@SENSOR_OPTION
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION
@@ -344,7 +358,8 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
               help="Print the AOT engine's memory plan (tensor, offset, size, live range).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
-           out: Path | None, engine: str | None, arena_bytes: int | None, verbose: bool,
+           sensor_opt: str | None, out: Path | None, engine: str | None,
+           arena_bytes: int | None, verbose: bool,
            as_json: bool) -> None:
     """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
 
@@ -361,7 +376,7 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
     """
     from .boards import load_board
 
-    board = _with_engine(load_board(board_name), engine)
+    board = _with_engine(load_board(board_name), engine, sensor_opt)
     result = _render(board, model, convert_opts, out, input_mode, arena_bytes)
     out_dir = result.out_dir
     m = result.manifest
@@ -398,12 +413,13 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
 @click.option("--artifacts", type=click.Path(path_type=Path), metavar="DIR",
               help="Where firmware files and manifest.json go. Default: PROJECT/artifacts/")
 @INPUT_OPTION
+@SENSOR_OPTION
 @ENGINE_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
 def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
-          artifacts: Path | None, input_mode: str, engine: str | None, arena_bytes: int | None, verbose: bool,
+          artifacts: Path | None, input_mode: str, sensor_opt: str | None, engine: str | None, arena_bytes: int | None, verbose: bool,
           as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
@@ -436,7 +452,7 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
         if not board_name:
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
-        board = _with_engine(load_board(board_name), engine)
+        board = _with_engine(load_board(board_name), engine, sensor_opt)
         project = _render(board, target, convert_opts, out, input_mode, arena_bytes).out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
@@ -465,12 +481,14 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
               help="Log the inference stream while monitoring.")
 @click.option("--dry-run", is_flag=True, help="Print every command it would run; change nothing.")
 @INPUT_OPTION
+@SENSOR_OPTION
 @ENGINE_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
 def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
           port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
-          input_mode: str, engine: str | None, arena_bytes: int | None, verbose: bool) -> None:
+          input_mode: str, sensor_opt: str | None, engine: str | None,
+          arena_bytes: int | None, verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -490,7 +508,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     from .flash import FlashPlan, arena_report, describe_commands, port_for, upload, wait_for_hello
     from .render import default_out_dir
 
-    board = _with_engine(load_board(board_name), engine)
+    board = _with_engine(load_board(board_name), engine, sensor_opt)
     if board.emulator is not None:
         raise BoardError(f"{board.name} is an emulated board: there is nothing to upload",
                          hint=f"tinygen build --board {board.name} MODEL, then run it in QEMU")
