@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .boards import Board
+from .boards import Board, sensor_options_text
 from .errors import BoardError, InputFileError, UnsupportedModelError
 from .fileio import write_files_atomically
 from .model.analyze import (
@@ -83,6 +83,7 @@ class ModelSpec:
     sample_rate_hz: float | None = None
     arena_override: int | None = None  # --arena BYTES: configured instead of measure + margin
     input_spec: dict[str, Any] | None = None  # convert's input spec (sensor, window, ...)
+    audio_frontend: dict[str, Any] | None = None  # a keyword model's front-end (docs/audio.md)
 
     @property
     def input_bytes(self) -> int:
@@ -119,8 +120,9 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
         source = meta["source"]["file"]
         kind, rate = meta.get("input_kind"), meta.get("sample_rate_hz")
         input_spec = meta.get("input_spec")
+        audio_frontend = meta.get("audio_frontend")
     else:
-        input_spec = None
+        input_spec = audio_frontend = None
         label_list, _ = parse_labels(labels, tflite_path, n_classes)
         arena, source, kind, rate = None, tflite_path.name, None, None
     if arena is None and not measure_arena:
@@ -136,7 +138,7 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
         output_scale=out.quantization.scale[0], output_zero_point=out.quantization.zero_point[0],
         ops=[{"name": c.name, "version": c.version} for c in model.used_ops()],
         arena_measured=int(arena), input_kind=kind, sample_rate_hz=rate,
-        input_spec=input_spec,
+        input_spec=input_spec, audio_frontend=audio_frontend,
     )
 
 
@@ -223,10 +225,14 @@ def _templates_root() -> Any:
     return resources.files("tinygen._templates")
 
 
+# Front-end tree of a sensor kind, where it is not input-<kind>.
+SENSOR_TREES = {"mic": "audio"}
+
+
 def template_trees(engine: str, template: str, sensor: str | None = None) -> tuple[str, ...]:
     """The template trees a project is rendered from, in order (later ones may add files);
     ``sensor``: the front-end tree of sensor mode (input-imu)."""
-    front = (f"input-{sensor}",) if sensor else ()
+    front = (f"input-{SENSOR_TREES.get(sensor, sensor)}",) if sensor else ()
     return (COMMON_TREE, f"engine-{engine}", *front, template)
 
 
@@ -241,22 +247,47 @@ IMU_CHANNELS = {
 
 def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dict[str, Any]:
     """The glue's reading for each channel of the spec; BoardError for channels or units the
-    chip's library does not give (the model must see what it was trained on)."""
+    chip (or its library) does not give (the model must see what it was trained on)."""
     assert spec.input_spec is not None
     channels, units = spec.input_spec["channels"], spec.input_spec.get("units") or {}
-    unknown = [c for c in channels if c not in IMU_CHANNELS]
-    wrong = [f"{c} in {units[c]} (the chip gives {IMU_CHANNELS[c][1]})" for c in channels
-             if c in IMU_CHANNELS and c in units and units[c] != IMU_CHANNELS[c][1]]
+    reads = sensor.get("reads", ["a", "g", "m"])  # accelerometer, gyroscope, magnetometer
+    offered = {c: v for c, v in IMU_CHANNELS.items() if v[0][0] in reads}
+    unknown = [c for c in channels if c not in offered]
+    wrong = [f"{c} in {units[c]} (the chip gives {offered[c][1]})" for c in channels
+             if c in offered and c in units and units[c] != offered[c][1]]
     if unknown or wrong:
         what = (f"channels {', '.join(unknown)} are not ones the {sensor.get('part')} glue "
                 f"reads" if unknown else f"units differ: {'; '.join(wrong)}")
         raise BoardError(
             f"{spec.tflite_path.name} on {board.name}: {what}",
-            hint=f"name the input spec's channels from {' '.join(IMU_CHANNELS)} in the units "
-                 "g, dps, uT (and train on data in those units), or --input serial")
-    sources = [IMU_CHANNELS[c][0] for c in channels]
-    return {"sources": sources, "reads": sorted({src[0] for src in sources}),
-            "library": sensor["library"], "include": sensor["include"]}
+            hint=f"name the input spec's channels from {' '.join(offered)} in the units "
+                 f"{', '.join(sorted({v[1] for v in offered.values()}))} (and train on data in "
+                 "those units), or --input serial")
+    sources = [offered[c][0] for c in channels]
+    glue = {"sources": sources, "reads": sorted({src[0] for src in sources}),
+            "library": sensor.get("library"), "include": sensor.get("include")}
+    if sensor.get("glue") == "mpu6050":
+        glue.update(_mpu6050_settings(float(spec.input_spec["rate_hz"]), sensor))
+    return glue
+
+
+# MPU6050 digital low-pass filter (register CONFIG, DLPF_CFG 0-6): accelerometer bandwidth
+# in Hz of each setting (InvenSense MPU-6000/6050 Register Map, rev 4.2, section 4.3).
+MPU6050_DLPF_HZ = (260, 184, 94, 44, 21, 10, 5)
+
+
+def _mpu6050_settings(rate_hz: float, sensor: dict[str, Any]) -> dict[str, Any]:
+    """Pins, address and the low-pass filter: the widest band below half the model's rate
+    (the glue samples the chip's latest reading at the model's rate, so this is its
+    anti-aliasing filter)."""
+    cfg = next((i for i, hz in enumerate(MPU6050_DLPF_HZ) if hz <= rate_hz / 2),
+               len(MPU6050_DLPF_HZ) - 1)
+    if rate_hz > 1000:
+        raise BoardError(f"the MPU6050 samples at 1 kHz at most; the model wants {rate_hz:g} Hz",
+                         hint="train the model at 1000 Hz or less")
+    opts = sensor["options"]
+    return {"i2c_sda": opts["sda"], "i2c_scl": opts["scl"], "i2c_addr": opts["addr"],
+            "dlpf_cfg": cfg, "dlpf_hz": MPU6050_DLPF_HZ[cfg]}
 
 
 # OV2640 frame sizes of the ESP32 camera driver (esp32-camera's framesize_t), smallest first.
@@ -286,8 +317,53 @@ def _camera_frames(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dic
             "lut_text": ", ".join(str(int(v)) for v in table), "pins": sensor.get("pins", {})}
 
 
+def audio_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
+    """Sensor mode of a keyword model: the board's microphone, the model's audio front-end
+    (its metadata), how the firmware listens (tinygen/audio/listen.py) and the feature
+    code -> model input table."""
+    from .audio.features import params_from_json
+    from .audio.listen import input_lut, listen_params
+
+    assert spec.audio_frontend is not None
+    fp = params_from_json(spec.audio_frontend)
+    mics = [s for s in board.sensors if s.get("kind") == "mic"]
+    have = ", ".join(f"{s.get('kind')} ({s.get('part', '?')})" for s in board.sensors) or "none"
+    if not mics or not mics[0].get("glue"):
+        what = "no microphone" if not mics else f"no glue for its {mics[0].get('part')} yet"
+        raise BoardError(f"{board.name} has {what} for the keyword model "
+                         f"{spec.tflite_path.name} (its sensors: {have})",
+                         hint="boards with microphone glue: nano33ble_sense_rev2, qemu-m4, "
+                              "esp32dev with --sensor inmp441; or --input serial")
+    mic = mics[0]
+    if mic.get("rate_hz") not in (None, fp.sample_rate_hz):
+        raise BoardError(f"{board.name}'s {mic.get('part')} records at {mic['rate_hz']} Hz, "
+                         f"the model was trained at {fp.sample_rate_hz} Hz",
+                         hint="train on features made at the microphone's rate "
+                              "(MODEL.audio.json sample_rate_hz)")
+    if spec.output_count > 16:
+        raise BoardError(f"{spec.tflite_path.name} has {spec.output_count} classes; the "
+                         "keyword recognizer takes up to 16",
+                         hint="--input serial, or fewer classes")
+    lp = listen_params(fp, spec.output_count)
+    lut = input_lut(spec.input_scale, spec.input_zero_point)
+    hop_ms = fp.hop_samples * 1000 / fp.sample_rate_hz
+    return {"sensor": "mic", "part": mic.get("part"), "glue": mic.get("glue"),
+            "chip": mic.get("chip"),
+            "pins": mic.get("options", mic.get("pins", {})), **fp.to_json(),
+            "frames": fp.frames, "listen": lp.to_json(),
+            "stride_ms": _float_text(lp.stride_frames * hop_ms).removesuffix(".0"),
+            "ring_ms": lp.ring_samples * 1000 // fp.sample_rate_hz,
+            "report_frames": max(1, round(1000 / hop_ms)),
+            "lut_text": ", ".join(str(int(v)) for v in lut),
+            # the manifest's sensor block, as for the other sensors
+            "rate_hz": fp.sample_rate_hz, "channels": ["audio"], "window": fp.clip_samples,
+            "stride": lp.stride_frames * fp.hop_samples, "trigger": None}
+
+
 def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     """Sensor mode: the model's input spec, checked against what the board can read."""
+    if not spec.input_spec and spec.audio_frontend:
+        return audio_plan(spec, board)
     if not spec.input_spec:
         raise InputFileError(
             f"{spec.tflite_path.name} has no input spec: sensor mode needs to know the sensor, "
@@ -298,6 +374,15 @@ def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     kind = spec.input_spec["sensor"]
     fitting = [s for s in board.sensors if s.get("kind") == kind]
     have = ", ".join(f"{s.get('kind')} ({s.get('part', '?')})" for s in board.sensors) or "none"
+    external = [e for e in board.external_sensors if e.get("kind") == kind]
+    if not fitting and external:
+        e = external[0]
+        example = sensor_options_text(e)
+        raise BoardError(f"{board.name} has no {kind} built in for {spec.tflite_path.name} "
+                         f"(its sensors: {have}); an external {e.get('part', e['name'])} can be "
+                         "wired to it",
+                         hint=f"wire one and say how: --sensor {e['name']}:{example} (these "
+                              "are the defaults), or --input serial")
     if not fitting:
         raise BoardError(f"{board.name} has no {kind} sensor for {spec.tflite_path.name} "
                          f"(its sensors: {have})",
@@ -307,9 +392,10 @@ def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         raise BoardError(f"{board.name}: tinygen has no {kind} glue for its "
                          f"{fitting[0].get('part', kind)} yet (its sensors: {have})",
                          hint="--input serial feeds the model over the serial port; boards "
-                              "with IMU glue: nano33ble, nano33ble_sense_rev2, qemu-m4")
+                              "with IMU glue: nano33ble, nano33ble_sense_rev2, qemu-m4, esp32dev with "
+                              "--sensor mpu6050")
     glue: dict[str, Any] = {}
-    if fitting[0].get("glue") == "arduino-imu":
+    if fitting[0].get("glue") in ("arduino-imu", "mpu6050"):
         glue = _imu_channel_sources(spec, board, fitting[0])
     elif kind == "camera":
         glue = _camera_frames(spec, board, fitting[0])
@@ -321,6 +407,7 @@ def sensor_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
                 "trigger_mask_text": ", ".join(
                     "1" if c in trigger["channels"] else "0" for c in spec.input_spec["channels"])}
     return {"trigger": None, **spec.input_spec, **glue, "part": fitting[0].get("part"),
+            "glue": fitting[0].get("glue"), "chip": fitting[0].get("chip"),
             "channel_count": len(spec.input_spec["channels"]),
             "mean_text": ", ".join(_float_text(v) + "f" for v in mean) if mean else None,
             "std_text": ", ".join(_float_text(v) + "f" for v in std) if std else None}
@@ -449,8 +536,10 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "engine": board.engine,
         "template": board.template,
         "tflm_library": board.tflm.get("library"),
+        "tflm_tree": board.tflm.get("tree") if board.engine == "tflm" else None,
         "mode": mode,
         "sensor": ({k: sensor.get(k) for k in SENSOR_MANIFEST_KEYS} if sensor else None),
+        **({"listen": sensor["listen"]} if sensor and sensor["sensor"] == "mic" else {}),
         "model_sha256": spec.sha256,
         "model_file": spec.tflite_path.name,
         "model_bytes": len(spec.data),

@@ -40,14 +40,14 @@ void send_error(const char* code, const Frame* frame, const char* text) {
 }
 
 // Runs the engine on what is in runner_input() and sends the inf frame (or an err frame
-// tied to the input frame, if there is one).
-void infer_and_report(uint32_t seq, const Frame* frame) {
+// tied to the input frame, if there is one); false on an error.
+bool infer_and_report(uint32_t seq, const Frame* frame) {
   const uint32_t start = g_io.micros ? g_io.micros() : 0;
   const Status status = runner_invoke();
   const uint32_t latency = g_io.micros ? g_io.micros() - start : 0;
   if (status.code) {
     send_error(status.code, frame, status.text);
-    return;
+    return false;
   }
   const int8_t* scores = runner_output();
   int top = 0;
@@ -61,6 +61,7 @@ void infer_and_report(uint32_t seq, const Frame* frame) {
   w.add_int(top);
   for (int i = 0; i < TINYGEN_OUTPUT_COUNT; ++i) w.add_int(scores[i]);
   send(w);
+  return true;
 }
 
 uint32_t g_sensor_seq = 0;
@@ -126,12 +127,17 @@ void app_hello() {
 #ifdef TINYGEN_SENSOR
   w.add_key("sensor", TINYGEN_SENSOR);
 #endif
+#ifdef TINYGEN_SENSOR_CHIP
+  w.add_key("chip", TINYGEN_SENSOR_CHIP);
+#endif
   w.add_key("engine", runner_engine());
   if (g_stack_probe) w.add_key_int("stack", static_cast<long>(g_stack_probe()));
   send(w);
 }
 
 void app_set_stack_probe(size_t (*probe)()) { g_stack_probe = probe; }
+
+void app_error(const char* code, const char* text) { send_error(code, kNoFrame, text); }
 
 void app_begin(const Io& io, uint8_t* arena, size_t arena_bytes) {
   g_io = io;
@@ -160,14 +166,26 @@ void app_log(const char* text) {
   g_io.write("\r\n", 2);
 }
 
-void app_infer(const int8_t* input) {
+const int8_t* app_infer(const int8_t* input) {
   const uint32_t seq = g_sensor_seq++;
   if (!g_ready || !runner_input()) {
     send_error("alloc", kNoFrame, "model not ready");
-    return;
+    return nullptr;
   }
   for (size_t i = 0; i < TINYGEN_INPUT_BYTES; ++i) runner_input()[i] = input[i];
-  infer_and_report(seq, kNoFrame);
+  return infer_and_report(seq, kNoFrame) ? runner_output() : nullptr;
 }
+
+void app_detection(uint32_t seq, uint32_t time_ms, uint32_t class_index, uint32_t score) {
+  FrameWriter w(g_out, sizeof(g_out));
+  w.begin("det");
+  w.add_uint(seq);
+  w.add_uint(time_ms);
+  w.add_uint(class_index);
+  w.add_uint(score);
+  send(w);
+}
+
+uint32_t app_micros() { return g_io.micros ? g_io.micros() : 0; }
 
 }  // namespace tinygen

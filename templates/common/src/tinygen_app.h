@@ -32,8 +32,19 @@ void app_hello();
 bool app_ready();
 
 // Sensor mode: one window from the front-end (TINYGEN_INPUT_BYTES int8 values) -> an inf
-// frame; its seq counts the windows from 0.
-void app_infer(const int8_t* input);
+// frame; its seq counts the windows from 0. Returns the int8 scores (TINYGEN_OUTPUT_COUNT,
+// valid until the next inference), or nullptr when an err frame was sent instead.
+const int8_t* app_infer(const int8_t* input);
+
+// Sensor mode with a recognizer: a det frame for the inference of that seq (docs/protocol.md).
+void app_detection(uint32_t seq, uint32_t time_ms, uint32_t class_index, uint32_t score);
+
+// The board's microsecond clock (0 without one).
+uint32_t app_micros();
+
+// An err frame that belongs to no input (seq "-"), e.g. code "sensor" when the board's
+// sensor does not answer; text: one short line.
+void app_error(const char* code, const char* text);
 
 // A device log line (plain text + CRLF, not a frame): shown by the monitor.
 void app_log(const char* text);
