@@ -50,6 +50,28 @@ Examples:
 """
 
 
+def _sensor_feed(project: Path, path: Path | None, imu: Any) -> bytes | None:
+    """The bytes streamed into the emulated sensor: float32 IMU samples, or a .wav's PCM
+    for a microphone (keyword firmware); an error when file and sensor do not go together."""
+    from .build import read_project
+
+    if path is None:
+        return None
+    sensor = read_project(project).get("sensor") or {}
+    if sensor.get("sensor") == "mic":
+        if imu is not None:
+            raise InputFileError(f"--sensor-data {path.name}: this firmware listens to a "
+                                 "microphone", hint="give a .wav recording")
+        from .audio.wav import microphone_feed
+
+        return microphone_feed(path, int(sensor["rate_hz"]))
+    if imu is None:
+        raise InputFileError(f"--sensor-data {path.name}: a .wav feeds a microphone; this "
+                             f"firmware reads a {sensor.get('sensor', 'sensor')}",
+                             hint="give recorded samples: .npz, .npy or .csv")
+    return bytes(imu.astype("<f4").tobytes())
+
+
 def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> None:
     """Define ``emulate`` and ``validate`` and add them to ``group``."""
 
@@ -70,7 +92,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--sensor-data", type=click.Path(path_type=Path, dir_okay=False),
                   metavar="FILE", help="Recorded sensor samples for the emulated sensor "
                   "(sensor mode): .npz (x: recordings [n, samples, channels] streamed back to "
-                  "back), .npy or .csv (one sample per row), in the input spec's units.")
+                  "back), .npy or .csv (one sample per row), in the input spec's units; for a "
+                  "keyword model a .wav streamed into the emulated microphone.")
     @click.option("--log", type=click.Path(path_type=Path, dir_okay=False),
                   metavar="FILE.jsonl|.csv", help="Log the inference stream.")
     @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -117,12 +140,14 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             raise InputFileError("--data and --sensor-data: one or the other",
                                  hint="--data feeds the model over serial; --sensor-data "
                                       "feeds the emulated sensor (sensor mode)")
-        samples = load_sensor_stream(sensor_data) if sensor_data is not None else None
+        audio = sensor_data is not None and sensor_data.suffix.lower() == ".wav"
+        samples = load_sensor_stream(sensor_data) if sensor_data and not audio else None
         if log is not None:
             check_log_path(log)
         project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
-                                   mode="sensor" if samples is not None else "serial")
+                                   mode="sensor" if sensor_data is not None else "serial")
         info = project_model(project)
+        feed = _sensor_feed(project, sensor_data, samples)
         inputs = None
         if data is not None:
             test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
@@ -136,11 +161,9 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                           project_model=info.sha256)
         try:
             with Emulator(board, firmware_elf(project, None, board), note=display.note,
-                          sensor=samples is not None) as emu:
+                          sensor=feed is not None) as emu:
                 run_emulate(emu, session, model_sha256=info.sha256, inputs=inputs,
-                            duration=duration, timeout=timeout,
-                            sensor_samples=samples.astype("<f4").tobytes()
-                            if samples is not None else None)
+                            duration=duration, timeout=timeout, sensor_samples=feed)
         finally:
             for sink in logs:
                 sink.close()

@@ -30,6 +30,7 @@ from .errors import InputFileError, PortError, TinygenError
 from .protocol import (
     SEQ_MODULUS,
     Decoder,
+    Detected,
     DeviceError,
     DeviceLog,
     Hello,
@@ -201,6 +202,10 @@ def record_to_dict(record: Record, t: float, labels: Sequence[str] | None = None
         head.update(text=record.text)
     elif isinstance(record, InputFrame):
         head.update(seq=record.seq, bytes=len(record.data))
+    elif isinstance(record, Detected):
+        label = labels[record.index] if labels and record.index < len(labels) else None
+        head.update(seq=record.seq, time_ms=record.time_ms, index=record.index, label=label,
+                    score=record.score)
     return head
 
 
@@ -236,6 +241,11 @@ def describe(record: Record, labels: Sequence[str] | None = None) -> str:
         return f"input frame {record.seq} ({len(record.data)} bytes)"
     if isinstance(record, Who):
         return "who"
+    if isinstance(record, Detected):
+        label = labels[record.index] if labels and record.index < len(labels) \
+            else f"#{record.index}"
+        return (f"DETECTED {label} at {record.time_ms / 1000:.2f} s (inf {record.seq}, "
+                f"score {record.score}/255)")
     raise TypeError(record)
 
 
@@ -470,6 +480,8 @@ def _percentile(sorted_values: Sequence[int], fraction: float) -> int:
 
 def format_summary(summary: dict[str, Any]) -> str:
     parts = [f"{summary['inferences']} inferences ({summary['frames']} frames)"]
+    if summary.get("detections"):
+        parts.append(f"{summary['detections']} detections")
     reasons = summary["dropped_by_reason"]
     detail = f" ({', '.join(f'{k} {v}' for k, v in reasons.items())})" if reasons else ""
     parts.append(f"{summary['dropped']} dropped{detail}")
@@ -507,6 +519,7 @@ class Session:
     lost: int = 0
     seq_resets: int = 0
     reconnects: int = 0
+    detections: int = 0
     last_inference: Inference | None = None
     started: float = field(default_factory=time.monotonic)
     latencies: array = field(default_factory=lambda: array("q"))
@@ -571,7 +584,9 @@ class Session:
                 self.device_errors += 1
             elif isinstance(record, DeviceLog):
                 self.device_logs += 1
-            if self.logs and isinstance(record, (Hello, DeviceError)):
+            elif isinstance(record, Detected):
+                self.detections += 1
+            if self.logs and isinstance(record, (Hello, DeviceError, Detected)):
                 row = record_to_dict(record, t, labels)
                 for log in self.logs:
                     log.event(row)
@@ -631,6 +646,7 @@ class Session:
             "latency_us": latency,
             "duration_s": round(duration, 3),
             "rate_hz": round(self.inferences / duration, 2) if duration > 0 else 0.0,
+            **({"detections": self.detections} if self.detections else {}),
         }
 
 

@@ -149,13 +149,26 @@ class WindowChunk:
 
 
 @dataclass(frozen=True)
+class Detected:
+    """Device -> host (keyword firmware): the recognizer detected class ``index`` on the
+    inference ``seq`` (an ``inf`` sent just before), ``time_ms`` into the audio stream, with
+    the averaged score ``score`` (0..255 = int8 + 128; docs/audio.md)."""
+
+    kind: ClassVar[str] = "det"
+    seq: int
+    time_ms: int
+    index: int
+    score: int
+
+
+@dataclass(frozen=True)
 class Who:
     """Host -> device: asks the device to send its ``hello`` line again."""
 
     kind: ClassVar[str] = "who"
 
 
-Record = Hello | Inference | DeviceError | DeviceLog | InputFrame | Who | WindowChunk
+Record = Hello | Inference | DeviceError | DeviceLog | InputFrame | Who | Detected | WindowChunk
 
 
 @dataclass
@@ -360,6 +373,12 @@ def encode_window_chunk(seq: int, offset: int, total: int, data: bytes) -> bytes
     return encode_frame(head.encode() + base64.b64encode(data))
 
 
+def encode_detection(seq: int, time_ms: int, index: int, score: int) -> bytes:
+    """``@tg1 det <seq> <time_ms> <class_index> <score>`` (keyword recognizer)."""
+    return encode_frame(f"det {_uint(seq, 'seq')} {_uint(time_ms, 'time_ms')} "
+                        f"{_uint(index, 'class index', 1 << 12)} {_uint(score, 'score', 256)}")
+
+
 def encode_who() -> bytes:
     """``@tg1 who``: ask the device for its hello line."""
     return encode_frame(b"who")
@@ -388,6 +407,8 @@ def encode(record: Record) -> bytes:
         return encode_input(record.seq, record.data)
     if isinstance(record, Who):
         return encode_who()
+    if isinstance(record, Detected):
+        return encode_detection(record.seq, record.time_ms, record.index, record.score)
     if isinstance(record, WindowChunk):
         return encode_window_chunk(record.seq, record.offset, record.total, record.data)
     text = record.text.encode("utf-8")
@@ -597,6 +618,16 @@ def capture_info(hello: Hello) -> CaptureInfo:
                        pre=pre, trigger_channels=tch)
 
 
+def _parse_detection(rest: bytes) -> Detected:
+    parts = rest.split(b" ")
+    if len(parts) != 4 or not all(_UINT.fullmatch(p) for p in parts):
+        raise _BadFields
+    seq, time_ms, index, score = (int(p) for p in parts)
+    if seq >= SEQ_MODULUS or time_ms >= SEQ_MODULUS or index >= 1 << 12 or score > 255:
+        raise _BadFields
+    return Detected(seq, time_ms, index, score)
+
+
 class Decoder:
     """Incremental decoder of a v1 byte stream (device -> host and host -> device).
 
@@ -766,6 +797,8 @@ class Decoder:
                 record = _parse_error(rest)
             elif kind == b"in":
                 record = _parse_input(rest)
+            elif kind == b"det":
+                record = _parse_detection(rest)
             elif kind == b"win":
                 record = _parse_window(rest)
             elif kind == b"who":

@@ -120,3 +120,11 @@ def load_for_model(path: Path, rate_hz: int) -> tuple[np.ndarray, Wav]:
     if len(wav.samples) == 0:
         raise InputFileError(f"{path}: the wav holds no samples", hint="record it again")
     return resample(wav.samples, wav.rate_hz, rate_hz), wav
+
+
+def microphone_feed(path: Path, rate_hz: int) -> bytes:
+    """A wav streamed into an emulated microphone (``emulate --sensor-data F.wav``): the
+    whole recording as the device hears it (mono, 16-bit, converted to ``rate_hz`` with
+    :func:`resample`), little-endian PCM."""
+    samples, _ = load_for_model(path, rate_hz)
+    return np.asarray(samples, dtype="<i2").tobytes()

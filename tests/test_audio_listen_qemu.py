@@ -1,0 +1,165 @@
+"""The keyword firmware listens, on the emulated board (issue 14, items 1 and 6): real spoken
+digits (FSDD clips), one after another, streamed as 16-bit PCM into the emulated microphone
+(QEMU's second UART) -> the C front-end -> the AOT engine -> the C recognizer, in QEMU; the
+same stream through the Python twins (tinygen/audio/listen.py, with the TFLM interpreter as
+the model) gives the same inf scores and the same det frames."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import REPO, assert_user_error, run_tinygen
+
+from tinygen.audio.features import params_from_json
+from tinygen.audio.listen import input_lut, listen
+from tinygen.audio.listen import params_from_json as listen_from_json
+from tinygen.audio.wav import load_for_model
+from tinygen.boards import load_board
+from tinygen.emulate import Emulator
+from tinygen.protocol import Decoder, Detected, DeviceLog, Hello, Inference
+
+KEYWORD = REPO / "examples" / "keyword"
+CLIPS = REPO / "tests" / "data" / "audio_clips"
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (.ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("listen")
+    model = root / "keyword_int8.tflite"
+    proc = run_tinygen("convert", str(KEYWORD / "model.h5"), "--out", str(model))
+    assert proc.returncode == 0, proc.stderr
+    project = root / "proj"
+    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(model),
+                       "--out", str(project))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tinygen("build", "--board", "qemu-m4", str(project),
+                       env={"PLATFORMIO_CORE_DIR": str(root / "pio-core")}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"model": model, "project": project, "root": root,
+            "elf": project / ".pio" / "build" / "qemu-m4" / "firmware.elf",
+            "manifest": json.loads((project / "tinygen.json").read_text()),
+            "meta": json.loads(model.with_suffix(".json").read_text())}
+
+
+def spoken_digits(rate: int, names: list[str]) -> np.ndarray:
+    """The clips one after another, 0.5 s of silence before each and 1 s after the last."""
+    gap = np.zeros(rate // 2, dtype=np.int16)
+    parts = []
+    for name in names:
+        parts += [gap, load_for_model(CLIPS / name, rate)[0]]
+    return np.concatenate([*parts, np.zeros(rate, dtype=np.int16)])
+
+
+def tflm_scores(model: bytes) -> Any:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+
+    def infer(window: np.ndarray) -> np.ndarray:
+        interp.reset()
+        interp.set_input(window[None].astype(np.int8), 0)
+        interp.invoke()
+        return np.asarray(interp.get_output(0)).reshape(-1)
+
+    return infer
+
+
+@pytest.mark.slow
+def test_spoken_digits_streamed_into_the_emulated_microphone_equal_the_host(
+        firmware: dict[str, Any]) -> None:
+    fp = params_from_json(firmware["meta"]["audio_frontend"])
+    lp = listen_from_json(firmware["manifest"]["listen"])
+    names = ["fsdd_0_george_0.wav", "fsdd_1_jackson_1.wav", "fsdd_4_theo_4.wav",
+             "fsdd_7_lucas_7.wav"]
+    stream = spoken_digits(fp.sample_rate_hz, names)
+    m = firmware["manifest"]
+    host = listen(stream, fp, lp, input_lut(m["input_scale"], m["input_zero_point"]),
+                  tflm_scores(firmware["model"].read_bytes()))
+    with Emulator(load_board("qemu-m4"), firmware["elf"], sensor=True) as emu:
+        uart = emu.connect()
+        decoder = Decoder()
+        events: list[Any] = []
+
+        def pump(until: float, want: int) -> None:
+            while time.monotonic() < until:
+                chunk = uart.read(65536)
+                if chunk:
+                    events.extend(decoder.feed(chunk))
+                elif sum(isinstance(e, Inference) for e in events) >= want:
+                    return
+                else:
+                    time.sleep(0.01)
+
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, Hello) for e in events) and time.monotonic() < deadline:
+            pump(time.monotonic() + 0.5, 0)
+        hello = next(e for e in events if isinstance(e, Hello))
+        assert hello.mode == "sensor" and hello.extra.get("sensor") == "mic", hello
+        with socket.create_connection(("127.0.0.1", emu.sensor_port), timeout=10) as mic:
+            mic.sendall(stream.astype("<i2").tobytes())
+            pump(time.monotonic() + 240, len(host.times_ms))
+            time.sleep(0.5)  # a det frame follows its inf
+            events.extend(decoder.feed(uart.read(65536) or b""))
+    infs = [e for e in events if isinstance(e, Inference)]
+    dets = [e for e in events if isinstance(e, Detected)]
+    device = np.array([i.raw for i in infs], dtype=np.int8)
+    assert [i.seq for i in infs] == list(range(len(host.times_ms)))
+    differing = int(np.count_nonzero(device != host.scores))
+    host_dets = [(seq, d.time_ms, d.class_index, d.score) for seq, d in host.detections]
+    reports = [e.text for e in events if isinstance(e, DeviceLog) and "audio" in e.text]
+    per_frame = [int(r.split("features ")[1].split(" us")[0]) for r in reports]
+    print(f"\n{len(stream) / fp.sample_rate_hz:.1f} s of audio ({len(names)} spoken digits "
+          f"{[n.split('_')[1] for n in names]}): {len(infs)} inferences, {differing} of "
+          f"{device.size} scores differ from the host pipeline (TFLM interpreter); "
+          f"detections device {[(d.index, d.time_ms) for d in dets]}, host "
+          f"{[(c, t) for _, t, c, _ in host_dets]}\nfeatures per frame on the emulated M4 "
+          f"(1 us = 1000 instructions): {per_frame} us; {reports[-1] if reports else ''}")
+    assert differing == 0
+    assert [(d.seq, d.time_ms, d.index, d.score) for d in dets] == host_dets
+    assert len(dets) >= 2
+    assert per_frame and all(50 <= us <= 1000 for us in per_frame)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(samples, channels).astype("<i2").tobytes())
+
+
+@pytest.mark.slow
+def test_emulate_streams_a_wav_into_the_microphone(firmware: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    """`tinygen emulate PROJECT --sensor-data F.wav`: an 8 kHz stereo wav (converted to the
+    model's 16 kHz mono as the dataset command does), the stream shown with its detections."""
+    stream = spoken_digits(8000, ["fsdd_1_jackson_1.wav"])
+    wav = tmp_path / "one.wav"
+    write_wav(wav, stream, 8000, channels=2)
+    proc = run_tinygen("emulate", str(firmware["project"]), "--sensor-data", str(wav),
+                       "--json", timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    infs = [r for r in records if r["kind"] == "inf"]
+    dets = [r for r in records if r["kind"] == "det"]
+    fp = params_from_json(firmware["meta"]["audio_frontend"])
+    frames = 1 + (len(stream) * 2 - fp.window_samples) // fp.hop_samples
+    assert len(infs) == 1 + (frames - fp.frames) // 10
+    print(f"\nemulate: {len(infs)} inferences, detections {[d['label'] for d in dets]}")
+    assert [d["label"] for d in dets] == ["1"]
+    assert records[-1]["kind"] == "summary" and records[-1]["detections"] == 1
+    npz = tmp_path / "imu.npz"
+    np.savez(npz, x=np.zeros((1, 10, 6), np.float32))
+    proc = run_tinygen("emulate", str(firmware["project"]), "--sensor-data", str(npz))
+    assert_user_error(proc, "listens to a microphone", ".wav")
