@@ -120,6 +120,29 @@ def test_monitor_and_flash_verify_open_esp32_ports_that_way(monkeypatch: pytest.
         assert opened and all(flag is releases for _, flag in opened)
 
 
+def test_a_bare_port_on_an_esp32_bridge_opens_that_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tinygen monitor --port /dev/ttyUSB0` names no board: the port's USB id decides
+    (a CP2102 as on the ESP32 DevKit: released; a Nano 33 BLE's own USB: pyserial's way)."""
+    from serial.tools import list_ports
+    from serial.tools.list_ports_common import ListPortInfo
+
+    from tinygen.monitor_cli import bridge_resets_chip, build_options
+
+    ports = []
+    for device, vid, pid in (("/dev/ttyUSB0", 0x10C4, 0xEA60), ("/dev/ttyACM0", 0x2341, 0x805A),
+                             ("/dev/ttyUSB1", 0x0403, 0x6015)):
+        info = ListPortInfo(device, skip_link_detection=True)
+        info.vid, info.pid = vid, pid
+        ports.append(info)
+    assert [bridge_resets_chip(p.device, ports) for p in ports] == [True, False, False]
+    assert not bridge_resets_chip("/dev/ttyS9", ports)  # not a USB port at all
+    assert not bridge_resets_chip("socket://127.0.0.1:4444", ports)
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)  # the OS's list: no USB here
+    for device, releases in (("/dev/ttyUSB0", True), ("/dev/ttyACM0", False)):
+        options = build_options(device, None, None, None, None, None, None, False, None, None)
+        assert options.release_reset_lines is releases
+
+
 def test_profile_auto_reset_value_is_checked() -> None:
     import json
 

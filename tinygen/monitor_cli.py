@@ -47,6 +47,29 @@ def _resets_on_dtr_rts(names: Sequence[str]) -> bool:
         return False
 
 
+def bridge_resets_chip(device: str, ports: Sequence[Any] | None = None) -> bool:
+    """``--port DEVICE`` without a board: is DEVICE a USB-serial bridge that the ESP32 board
+    profiles list (CP210x, CH340, ...), whose DTR/RTS drive the chip's reset circuit? Then it
+    is opened with both lines released, as with ``--board esp32dev``. ``ports`` replaces the
+    live port list (tests)."""
+    from .boards import board_names, load_board
+
+    if "://" in device:
+        return False  # a socket or loop URL has no modem lines
+    if ports is None:
+        from serial.tools.list_ports import comports
+
+        ports = comports()
+    found = next((p for p in ports if p.device == device and p.vid is not None), None)
+    if found is None:
+        return False
+    try:
+        boards = [load_board(n) for n in board_names()]
+    except TinygenError:
+        return False
+    return any(b.resets_on_dtr_rts and (found.vid, found.pid) in b.usb_ids for b in boards)
+
+
 def find_any_board(ports: Sequence[Any] | None = None) -> tuple[str, list[str], int | None]:
     """The one attached port whose USB id belongs to a board profile.
 
@@ -148,7 +171,8 @@ def build_options(
         return options
     assert board_name is not None or port is not None
     profile = (info.board if project is not None else board)
-    options.release_reset_lines = profile is not None and _resets_on_dtr_rts([profile])
+    options.release_reset_lines = (_resets_on_dtr_rts([profile]) if profile is not None
+                                   else bridge_resets_chip(str(port)))
     name = board_name or "the board"
     options.port = resolve_port(port, usb_ids, name, hint)
     if port is None:
