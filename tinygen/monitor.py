@@ -39,6 +39,7 @@ from .protocol import (
     Quantization,
     Record,
     Who,
+    WindowChunk,
     encode_who,
 )
 
@@ -202,6 +203,9 @@ def record_to_dict(record: Record, t: float, labels: Sequence[str] | None = None
         head.update(text=record.text)
     elif isinstance(record, InputFrame):
         head.update(seq=record.seq, bytes=len(record.data))
+    elif isinstance(record, WindowChunk):  # capture firmware (`tinygen capture` records them)
+        head.update(seq=record.seq, offset=record.offset, total=record.total,
+                    bytes=len(record.data))
     elif isinstance(record, Detected):
         label = labels[record.index] if labels and record.index < len(labels) else None
         head.update(seq=record.seq, time_ms=record.time_ms, index=record.index, label=label,
@@ -241,6 +245,9 @@ def describe(record: Record, labels: Sequence[str] | None = None) -> str:
         return f"input frame {record.seq} ({len(record.data)} bytes)"
     if isinstance(record, Who):
         return "who"
+    if isinstance(record, WindowChunk):
+        return (f"capture window {record.seq}: samples from {record.offset} of {record.total} "
+                f"({len(record.data)} B; `tinygen capture` records them)")
     if isinstance(record, Detected):
         label = labels[record.index] if labels and record.index < len(labels) \
             else f"#{record.index}"
