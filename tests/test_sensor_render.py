@@ -55,7 +55,8 @@ def test_imu_glue_reads_the_spec_channels(imu_model: Path, tmp_path: Path, board
 
 def test_units_or_channels_the_chip_does_not_give_are_refused(tmp_path: Path) -> None:
     for change, needle in ((
-            {"units": {"ax": "m/s2"}}, "units differ: ax in m/s2 (the chip gives g)"),
+            {"units": {"ax": "m/s"}},
+            "units differ: ax in m/s (the chip gives g; tinygen converts it to g, m/s2, mg)"),
             ({"channels": ["dim_0", "ax", "ay", "az", "gx", "gy"], "units": {"ax": "g"}},
              "channels dim_0 are not")):
         spec = tmp_path / "spec.json"
@@ -68,6 +69,25 @@ def test_units_or_channels_the_chip_does_not_give_are_refused(tmp_path: Path) ->
                            "--out", str(tmp_path / "p"))
         assert_user_error(proc, needle)
         assert not (tmp_path / "p").exists()
+
+
+def test_glue_converts_to_the_units_the_model_was_trained_in(tmp_path: Path) -> None:
+    """Training data in m/s^2 and rad/s (as phones record it): the glue scales the chip's
+    g and degrees/s by the exact factors; channels in the chip's units stay as read."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**SPEC, "units": {"ax": "m/s2", "ay": "mg", "gx": "rad/s",
+                                                  "gz": "dps"}}))
+    model = tmp_path / "m.tflite"
+    assert run_tinygen("convert", str(GESTURE / "model.h5"), "--input-spec", str(spec),
+                       "--out", str(model)).returncode == 0
+    proc = run_tinygen("render", "--board", "nano33ble", "--input", "sensor", str(model),
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    main = (tmp_path / "p" / "src" / "main.cpp").read_text()
+    for line in ("sample[0] = g[2];", "sample[1] = a[0] * 9.80665f  /* g -> m/s2 */;",
+                 "sample[2] = a[1] * 1000.0f  /* g -> mg */;", "sample[3] = a[2];",
+                 "sample[4] = g[0] * 0.0174532925f  /* dps -> rad/s */;", "sample[5] = g[1];"):
+        assert line in main, line
 
 
 def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path) -> None:

@@ -245,6 +245,22 @@ IMU_CHANNELS = {
 }
 
 
+# The units a model may be trained in, per unit the IMU libraries give: value in the
+# library's unit x factor = value in the model's unit (g: standard gravity 9.80665 m/s^2).
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "g": {"m/s2": 9.80665, "mg": 1000.0},
+    "dps": {"rad/s": math.pi / 180.0},
+    "uT": {"gauss": 0.01, "mT": 0.001},
+}
+
+
+def _converted(source: str, unit: str, wanted: str) -> str:
+    """The glue's C expression for a reading in the model's unit."""
+    if wanted == unit:
+        return source
+    return f"{source} * {_float_text(UNIT_FACTORS[unit][wanted])}f  /* {unit} -> {wanted} */"
+
+
 def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dict[str, Any]:
     """The glue's reading for each channel of the spec; BoardError for channels or units the
     chip (or its library) does not give (the model must see what it was trained on)."""
@@ -253,8 +269,10 @@ def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) 
     reads = sensor.get("reads", ["a", "g", "m"])  # accelerometer, gyroscope, magnetometer
     offered = {c: v for c, v in IMU_CHANNELS.items() if v[0][0] in reads}
     unknown = [c for c in channels if c not in offered]
-    wrong = [f"{c} in {units[c]} (the chip gives {offered[c][1]})" for c in channels
-             if c in offered and c in units and units[c] != offered[c][1]]
+    wrong = [f"{c} in {units[c]} (the chip gives {offered[c][1]}; tinygen converts it to "
+             f"{', '.join(sorted({offered[c][1], *UNIT_FACTORS.get(offered[c][1], {})}))})"
+             for c in channels if c in offered and c in units
+             and units[c] != offered[c][1] and units[c] not in UNIT_FACTORS[offered[c][1]]]
     if unknown or wrong:
         what = (f"channels {', '.join(unknown)} are not ones the {sensor.get('part')} glue "
                 f"reads" if unknown else f"units differ: {'; '.join(wrong)}")
@@ -263,7 +281,8 @@ def _imu_channel_sources(spec: ModelSpec, board: Board, sensor: dict[str, Any]) 
             hint=f"name the input spec's channels from {' '.join(offered)} in the units "
                  f"{', '.join(sorted({v[1] for v in offered.values()}))} (and train on data in "
                  "those units), or --input serial")
-    sources = [offered[c][0] for c in channels]
+    sources = [_converted(offered[c][0], offered[c][1], units.get(c, offered[c][1]))
+               for c in channels]
     glue = {"sources": sources, "reads": sorted({src[0] for src in sources}),
             "library": sensor.get("library"), "include": sensor.get("include")}
     if sensor.get("glue") == "mpu6050":
