@@ -361,6 +361,34 @@ def test_replay_with_project_labels_and_scales(tmp_path: Path) -> None:
     assert "summary: 6 inferences (6 frames), 0 dropped, 0 lost" in proc.stderr
 
 
+def test_live_label_is_smoothed_and_changes_are_events(tmp_path: Path) -> None:
+    """A board in sensor mode streams on its own: the label is the best mean score of the
+    last 3 inferences (--smooth N to change it), and a change is a 'label' event (line, JSON
+    record and log row); serial-fed streams get none unless --smooth is given."""
+    tops = [0, 0, 1, 0, 1, 1, 1, 2, 2, 2]  # one-window flicker at seq 2: no event
+    frames = b"".join(encode_inference(seq, 900, top, [100 if k == top else -100
+                                                       for k in range(3)])
+                      for seq, top in enumerate(tops))
+    capture = tmp_path / "raw.bin"
+    capture.write_bytes(hello(mode="sensor") + frames)
+    log = tmp_path / "run.jsonl"
+    proc = run(monitor_cmd("--replay", capture, "--log", log))
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("label ")]
+    assert lines == [
+        "label wave: mean 0.891 over the last 3 (inf 0)",
+        "label punch (was wave): mean 0.630 over the last 3 (inf 4)",
+        "label flex (was punch): mean 0.630 over the last 3 (inf 8)",
+    ]
+    rows = [r for r in json_lines(log.read_text()) if r["kind"] == "label"]
+    assert [(r["seq"], r["label"], r["previous"]) for r in rows] == [
+        (0, "wave", None), (4, "punch", "wave"), (8, "flex", "punch")]
+    out = json_lines(run(monitor_cmd("--replay", capture, "--json", "--smooth", "1")).stdout)
+    assert [r["seq"] for r in out if r["kind"] == "label"] == [0, 2, 3, 4, 7]
+    capture.write_bytes(hello() + frames)  # mode=test: fed over serial, no events
+    assert "label " not in run(monitor_cmd("--replay", capture)).stdout
+
+
 def test_replay_count_stops_early_and_model_mismatch_warns(tmp_path: Path) -> None:
     capture = tmp_path / "raw.bin"
     capture.write_bytes(hello(model="ffffffffffffffff") + b"".join(inf(s) for s in range(50)))

@@ -122,7 +122,8 @@ def test_emulate_streams_sensor_data(firmware: dict[str, Any], tmp_path: Path) -
     """`tinygen emulate PROJECT --sensor-data F`: the recordings into the emulated IMU, the
     decoded stream out, one inference per window."""
     data = tmp_path / "imu.npz"
-    x = np.load(GESTURE / "data" / "basicmotions.npz")["x_test"][:5]  # 500 samples
+    # 500 samples: Standing, Running, Walking, Badminton, Standing recorded back to back
+    x = np.load(GESTURE / "data" / "basicmotions.npz")["x_test"][[0, 10, 20, 30, 1]]
     np.savez(data, x=x)
     proc = run_tinygen("emulate", str(firmware["project"]), "--sensor-data", str(data),
                        "--json", timeout=180)
@@ -131,5 +132,17 @@ def test_emulate_streams_sensor_data(firmware: dict[str, Any], tmp_path: Path) -
     infs = [r for r in records if r.get("kind") == "inf"]
     assert len(infs) == (500 - 100) // 10 + 1
     assert [r["seq"] for r in infs] == list(range(len(infs)))
+    # hello mode=sensor: the live label is the best mean score of the last 3 inferences,
+    # one 'label' event per change (recomputed here from the inf records themselves)
+    events = [r for r in records if r.get("kind") == "label"]
+    expect, current = [], None
+    for k in range(len(infs)):
+        recent = np.array([r["scores"] for r in infs[max(0, k - 2):k + 1]])
+        best = int(np.argmax(recent.mean(axis=0)))
+        if best != current:
+            expect.append((infs[k]["seq"], best))
+            current = best
+    assert [(e["seq"], e["index"]) for e in events] == expect
+    assert len({e["label"] for e in events}) >= 3, events  # the activities change
     proc = run_tinygen("emulate", str(firmware["project"]), "--data", str(data))
     assert_user_error(proc, "rendered with --input sensor, not serial")

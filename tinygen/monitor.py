@@ -42,6 +42,7 @@ from .protocol import (
     WindowChunk,
     encode_who,
 )
+from .smoothing import DEFAULT_WINDOW, LabelSmoother
 
 READ_SIZE = 4096
 """Bytes asked for per read (live port and replay alike)."""
@@ -278,7 +279,7 @@ class JsonlLog:
         self.stream.flush()
 
     def event(self, row: dict[str, Any]) -> None:
-        if row["kind"] in ("hello", "err"):
+        if row["kind"] in ("hello", "err", "label"):
             self.inference(row)
 
     def close(self) -> None:
@@ -366,6 +367,8 @@ class Display(Protocol):
 
     def note(self, message: str) -> None: ...
 
+    def label(self, row: dict[str, Any]) -> None: ...
+
     def summary(self, summary: dict[str, Any]) -> None: ...
 
     def flush(self) -> None: ...
@@ -384,6 +387,12 @@ class LineDisplay:
     def status(self, session: Session) -> None:
         pass
 
+    def label(self, row: dict[str, Any]) -> None:
+        """A change of the averaged label: an event line."""
+        was = f" (was {row['previous']})" if row["previous"] is not None else ""
+        self.out.write(f"label {row['label']}{was}: mean {row['score']:.3f} over the last "
+                       f"{row['window']} (inf {row['seq']})\n")
+
     def note(self, message: str) -> None:
         self.out.flush()
         self.err.write(message + "\n")
@@ -401,6 +410,9 @@ class JsonDisplay(LineDisplay):
 
     def record(self, record: Record, t: float, labels: Sequence[str] | None) -> None:
         self.out.write(json.dumps(record_to_dict(record, t, labels)) + "\n")
+
+    def label(self, row: dict[str, Any]) -> None:
+        self.out.write(json.dumps(row) + "\n")
 
     def summary(self, summary: dict[str, Any]) -> None:
         self.out.write(json.dumps(summary) + "\n")
@@ -443,6 +455,11 @@ class StatusDisplay(LineDisplay):
                 if last.scores is not None
                 else f"raw {last.raw[last.top]}"
             )
+            smoother = session.smoother
+            if smoother is not None and smoother.current is not None:
+                lead = smoother.current
+                label = labels[lead] if labels and lead < len(labels) else f"#{lead}"
+                score = f"{smoother.score:.3f} (mean of {smoother.window})"
             self.text = (
                 f"{label} {score} | {last.latency_us} us | {session.rate():.1f} inf/s"
                 f" | #{last.seq} | dropped {session.decoder.stats.dropped}"
@@ -452,6 +469,10 @@ class StatusDisplay(LineDisplay):
         self.out.write(self.text)
         self.line_shown = True
         self.out.flush()
+
+    def label(self, row: dict[str, Any]) -> None:
+        self._clear()
+        super().label(row)
 
     def note(self, message: str) -> None:
         self._clear()
@@ -532,6 +553,11 @@ class Session:
     latencies: array = field(default_factory=lambda: array("q"))
     _expected_seq: int | None = None
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    # Live label: None = only when the device streams on its own (hello mode=sensor), with
+    # smoothing.DEFAULT_WINDOW inferences; N = always, averaged over N (monitor --smooth).
+    smooth: int | None = None
+    smoother: LabelSmoother | None = None
+    label_changes: int = 0
 
     @property
     def labels(self) -> tuple[str, ...] | None:
@@ -582,10 +608,12 @@ class Session:
                 row = record_to_dict(record, t, labels)
                 for log in self.logs:
                     log.inference(row)
+            self._track_label(record, t, labels)
         else:
             if isinstance(record, Hello):
                 self.hellos += 1
                 self._expected_seq = None  # a (re)started device counts from anywhere
+                self._start_smoother(record)
                 self._check_model(record)
             elif isinstance(record, DeviceError):
                 self.device_errors += 1
@@ -598,6 +626,34 @@ class Session:
                 for log in self.logs:
                     log.event(row)
         self.display.record(record, t, labels)
+
+    def _start_smoother(self, hello: Hello) -> None:
+        window = self.smooth or (DEFAULT_WINDOW if hello.mode == "sensor" else None)
+        self.smoother = LabelSmoother(window) if window else None
+
+    def _track_label(self, record: Inference, t: float, labels: Sequence[str] | None) -> None:
+        if self.smoother is None and self.smooth:
+            self.smoother = LabelSmoother(self.smooth)  # no hello seen yet
+        if self.smoother is None:
+            return
+        values = record.scores if record.scores is not None else record.raw
+        change = self.smoother.update(record.seq, values)
+        if change is None:
+            return
+        self.label_changes += 1
+
+        def name(index: int | None) -> str | None:
+            if index is None:
+                return None
+            return labels[index] if labels and index < len(labels) else f"#{index}"
+
+        row = {"kind": "label", "time": timestamp(t), "t": round(t, 3), "seq": change.seq,
+               "index": change.index, "label": name(change.index),
+               "previous": name(change.previous), "score": round(change.score, 6),
+               "window": self.smoother.window}
+        for log in self.logs:
+            log.event(row)
+        self.display.label(row)
 
     def _track_seq(self, seq: int) -> None:
         expected = self._expected_seq
@@ -654,6 +710,7 @@ class Session:
             "duration_s": round(duration, 3),
             "rate_hz": round(self.inferences / duration, 2) if duration > 0 else 0.0,
             **({"detections": self.detections} if self.detections else {}),
+            **({"label_changes": self.label_changes} if self.smoother is not None else {}),
         }
 
 
@@ -805,6 +862,7 @@ class MonitorOptions:
     json_output: bool = False
     replay: Path | None = None
     capture: Path | None = None
+    smooth: int | None = None  # --smooth N (see Session.smooth)
     release_reset_lines: bool = False  # ESP32 auto-reset wiring: see open_port
 
 
@@ -854,6 +912,7 @@ def run_monitor(options: MonitorOptions, display: Display | None = None) -> dict
             manifest_labels=options.labels,
             project_model=options.project_model,
             count=options.count,
+            smooth=options.smooth,
         )
         deadline = time.monotonic() + options.duration if options.duration is not None else None
         if ser is not None:

@@ -195,6 +195,7 @@ Examples:
   tinygen monitor --port /dev/ttyACM0 --baud 921600 --log run.csv
   tinygen monitor --port socket://localhost:4444 --json | jq .label
   tinygen monitor --port /dev/ttyUSB0 --capture raw.bin --count 1000
+  tinygen monitor --board nano33ble --smooth 5   # live label averaged over 5 inferences
   tinygen monitor --replay raw.bin --project firmware_out/gesture_nano33ble
 """
 
@@ -233,6 +234,14 @@ Examples:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also save the raw bytes read from the port to this file.",
 )
+@click.option(
+    "--smooth",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Live label = the class with the best mean score over the last N inferences, with "
+    "a 'label' event line (and log row) when it changes. Default: 3 when the device streams "
+    "on its own (hello mode=sensor), off for serial-fed input.",
+)
 def monitor(
     port: str | None,
     baud: int | None,
@@ -244,6 +253,7 @@ def monitor(
     json_output: bool,
     replay: Path | None,
     capture: Path | None,
+    smooth: int | None,
 ) -> None:
     """Show, log and count what the firmware sends over serial.
 
@@ -256,6 +266,7 @@ def monitor(
     options = build_options(
         port, baud, project, board, log, duration, count, json_output, replay, capture
     )
+    options.smooth = smooth
     try:
         run_monitor(options)
     except BrokenPipeError:
