@@ -308,14 +308,14 @@ def _auto_mode(spec: Any, board: Any) -> str:
 
     if any(s.get("external") for s in board.sensors):
         return "sensor"  # --sensor NAME: the user wired a sensor to feed the model
-    if board.emulator is not None or not spec.input_spec:
+    if board.emulator is not None or not (spec.input_spec or spec.audio_frontend):
         return "serial"  # emulated boards are fed over serial unless asked (--input sensor)
     try:
-        sensor_plan(spec, board)
+        plan = sensor_plan(spec, board)
     except TinygenError as exc:
         progress(f"input: serial ({exc.message})")
         return "serial"
-    progress(f"input: the board's {spec.input_spec['sensor']} (sensor mode; --input serial "
+    progress(f"input: the board's {plan['sensor']} (sensor mode; --input serial "
              f"to feed it from the host)")
     return "sensor"
 
