@@ -268,7 +268,8 @@ def test_emulate_refuses_a_physical_board(example: dict[str, Any]) -> None:
     proc = run_tinygen("emulate", str(example["project"]), "--data", "nope.npz")
     assert_user_error(proc, "--data nope.npz: no such file")
     proc = run_tinygen("emulate", "--engine", "tflm", str(example["tflite"]))
-    assert_user_error(proc, "--engine tflm on qemu-m4", "not supported yet", "engine aot")
+    assert_user_error(proc, "--engine tflm on qemu-m4", "--tflm-dir DIR is needed",
+                      "TARGET=cortex_m_generic", "engine aot")
 
 
 # --------------------------------------------------------------------------- a user's model

@@ -265,6 +265,19 @@ ARENA_OPTION = click.option(
     "--arena", "arena_bytes", type=click.IntRange(min=16), metavar="BYTES",
     help="Tensor arena to configure instead of the measured need + 5% (TFLM engine). "
          "The board reports what it really uses in its hello (used=).")
+TFLM_DIR_KEY = "tinygen.tflm_dir"
+
+
+def _keep_tflm_dir(ctx: click.Context, _param: Any, value: Path | None) -> None:
+    ctx.meta[TFLM_DIR_KEY] = value  # read by _render, which render and build go through
+
+
+TFLM_DIR_OPTION = click.option(
+    "--tflm-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+    expose_value=False, callback=_keep_tflm_dir,
+    help="--engine tflm on qemu-m4: a tensorflow/tflite-micro checkout built for the "
+         "Cortex-M4 (or its gen/<build> folder); the firmware links its "
+         "libtensorflow-microlite.a (docs/qemu-m4.md).")
 
 
 INPUT_OPTION = click.option(
@@ -326,7 +339,10 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
 
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
+    from .tflm_tree import with_tflm_tree
 
+    # engine tflm on a board without a TFLM library (qemu-m4): the local tree, checked first
+    board = with_tflm_tree(board, click.get_current_context().meta.get(TFLM_DIR_KEY))
     out_dir = out or default_out_dir(board, model)
     spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine)
     if arena_bytes is not None:
@@ -353,6 +369,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION
+@TFLM_DIR_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True,
               help="Print the AOT engine's memory plan (tensor, offset, size, live range).")
@@ -415,6 +432,7 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
 @INPUT_OPTION
 @SENSOR_OPTION
 @ENGINE_OPTION
+@TFLM_DIR_OPTION
 @ARENA_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")

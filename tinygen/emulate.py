@@ -301,30 +301,27 @@ def firmware_elf(project: Path, artifacts: Path | None, board: Board) -> Path:
 
 
 def with_engine(board: Board, engine: str | None) -> Board:
-    """The emulated board with ``--engine``; TFLM only where its C++ sources come from."""
+    """The emulated board with ``--engine``. TFLM's C++ sources come from no registry
+    tinygen reaches: with engine tflm, rendering a MODEL needs ``--tflm-dir`` (a local
+    tensorflow/tflite-micro tree built for the M4, tinygen/tflm_tree.py), checked by
+    prepare_firmware."""
     import dataclasses
 
     if engine is None or engine == board.engine:
         return board
-    if engine == "tflm" and not board.tflm.get("library"):
-        raise BoardError(
-            f"--engine tflm on {board.name}: the firmware would need TFLM's C++ sources, which "
-            "no package registry tinygen reaches ships, and building them from a local TFLM "
-            "tree (--tflm-dir) is not supported yet",
-            hint=f"use {board.name}'s engine {board.engine} (its outputs are checked against "
-                 "the TFLM interpreter by `tinygen validate`), or validate TFLM on a board "
-                 "with --port")
     return dataclasses.replace(board, engine=engine)
 
 
 def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | None,
                      progress: Callable[[str], None], verbose: bool = False,
-                     mode: str = "serial") -> Path:
+                     mode: str = "serial", tflm_dir: Path | None = None) -> Path:
     """The project of ``target`` (a rendered PROJECT folder, or a MODEL that is converted
-    and rendered first with ``convert_opts``), built; returns the project folder."""
+    and rendered first with ``convert_opts``), built; returns the project folder.
+    ``tflm_dir``: engine tflm's local TFLM tree (--tflm-dir), used when rendering."""
     from .build import build_project, read_project
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
+    from .tflm_tree import with_tflm_tree
 
     emulator_of(board)
     if target.is_dir() and (target / "tinygen.json").is_file():
@@ -342,6 +339,7 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
                              f"{mode}", hint=f"render it with --input {mode}, or pass the "
                                              "model")
     else:
+        board = with_tflm_tree(board, tflm_dir)  # before converting: say at once what is missing
         project = out or default_out_dir(board, target)
         spec = model_spec_for(target, convert_opts, progress, project_dir=project,
                               engine=board.engine)

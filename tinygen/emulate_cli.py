@@ -17,6 +17,9 @@ import click
 from .errors import BoardError, InputFileError, TinygenError
 
 EMULATED_BOARD = "qemu-m4"
+TFLM_DIR_HELP = ("--engine tflm: a tensorflow/tflite-micro checkout built for the Cortex-M4 (or "
+                 "its gen/<build> folder), whose libtensorflow-microlite.a the firmware links "
+                 "(docs/qemu-m4.md).")
 
 
 def _progress(message: str) -> None:
@@ -85,6 +88,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                        "firmware_out/<board>-<model>/")
     @click.option("--engine", type=click.Choice(["aot", "tflm"]), default=None,
                   help="Inference engine when rendering a MODEL. Default: the board's (aot).")
+    @click.option("--tflm-dir", type=click.Path(path_type=Path, file_okay=False),
+                  metavar="DIR", help=TFLM_DIR_HELP)
     @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                   help="Samples to stream as serial input: .npz (x), .npy or .csv.")
     @click.option("--limit", type=click.IntRange(min=1), metavar="N",
@@ -104,7 +109,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--json", "as_json", is_flag=True,
                   help="One JSON object per record on stdout, the summary last.")
     def emulate(board_name: str, target: Path, convert_opts: Any, out: Path | None,
-                engine: str | None, data: Path | None, limit: int | None,
+                engine: str | None, tflm_dir: Path | None, data: Path | None,
+                limit: int | None,
                 sensor_data: Path | None, log: Path | None,
                 duration: float | None, timeout: float | None, verbose: bool,
                 as_json: bool) -> None:
@@ -145,7 +151,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         if log is not None:
             check_log_path(log)
         project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
-                                   mode="sensor" if sensor_data is not None else "serial")
+                                   mode="sensor" if sensor_data is not None else "serial",
+                                   tflm_dir=tflm_dir)
         info = project_model(project)
         feed = _sensor_feed(project, sensor_data, samples)
         inputs = None
@@ -183,6 +190,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   help="Project folder when rendering a MODEL for an emulated board.")
     @click.option("--engine", type=click.Choice(["aot", "tflm"]), default=None,
                   help="Inference engine when rendering a MODEL. Default: the board's (aot).")
+    @click.option("--tflm-dir", type=click.Path(path_type=Path, file_okay=False),
+                  metavar="DIR", help=TFLM_DIR_HELP)
     @click.option("--min-agreement", type=click.FloatRange(0, 1), default=1.0,
                   show_default=True, metavar="FRACTION",
                   help="Exit 2 when the top-1 agreement with TFLM is below this.")
@@ -197,7 +206,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
     def validate(data: Path, port: str | None, board_name: str | None, target: Path,
                  convert_opts: Any, out: Path | None, engine: str | None,
-                 min_agreement: float,
+                 tflm_dir: Path | None, min_agreement: float,
                  limit: int | None, timeout: float | None, baud: int | None,
                  plot: Path | None, verbose: bool, as_json: bool) -> None:
         """Compare the firmware's int8 outputs with TFLM and TFLite on test samples.
@@ -239,7 +248,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         if emulated:
             assert board is not None
             board = with_engine(board, engine)
-            project = prepare_firmware(board, target, convert_opts, out, _progress, verbose)
+            project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
+                                       tflm_dir=tflm_dir)
             info = project_model(project)
         elif _is_project(target):
             info = project_model(target)

@@ -25,6 +25,21 @@ Status failed(const char* code, const char* text) {
   return status;
 }
 
+// Zero the recurrent state (variable tensors) before an inference. TFLM until 2023 has
+// MicroInterpreter::ResetVariableTensors() (Chirale_TensorFlowLite 2.0.0); later TFLM made it
+// private and offers Reset() instead (variable tensors + each kernel's reset, the state right
+// after AllocateTensors; upstream 90b983c). Whichever the library has is used: the first
+// overload exists only where ResetVariableTensors() does, and is preferred (int vs long).
+template <typename Interpreter>
+auto reset_state(Interpreter& interpreter, int) -> decltype(interpreter.ResetVariableTensors()) {
+  return interpreter.ResetVariableTensors();
+}
+
+template <typename Interpreter>
+TfLiteStatus reset_state(Interpreter& interpreter, long) {
+  return interpreter.Reset();
+}
+
 }  // namespace
 
 Status runner_init(uint8_t* arena, size_t arena_bytes) {
@@ -58,8 +73,8 @@ Status runner_invoke() {
   // Every input is its own sequence: recurrent ops (UNIDIRECTIONAL_SEQUENCE_LSTM) keep their
   // state in variable tensors across Invoke(); start each inference from zero state, as the
   // Keras model and tinygen's evaluation do. Nothing to reset for models without state.
-  if (g_interpreter->ResetVariableTensors() != kTfLiteOk) {
-    return failed("invoke", "ResetVariableTensors failed");
+  if (reset_state(*g_interpreter, 0) != kTfLiteOk) {
+    return failed("invoke", "resetting the variable tensors failed");
   }
   if (g_interpreter->Invoke() != kTfLiteOk) return failed("invoke", "Invoke failed");
   return failed(nullptr, nullptr);
