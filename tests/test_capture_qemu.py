@@ -121,3 +121,41 @@ def test_capture_pack_train_convert_validate_loop(motions: dict[str, np.ndarray]
           f"accuracy {v.get('accuracy')}, top-1 agreement with TFLM {v.get('top1_agreement')}")
     assert v["top1_agreement"] == 1.0
     assert v["accuracy"] >= 5 / 6
+
+
+def test_ctrl_c_keeps_every_complete_window(motions: dict[str, np.ndarray],
+                                           tmp_path: Path) -> None:
+    """SIGINT (a terminal's Ctrl-C) in the middle of a long capture: the run ends with its
+    summary, every window in the index is whole and equal to the stream, nothing else."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    stream = np.concatenate([motions["x_train"], motions["x_test"]]).reshape(-1, 6)
+    stream = stream.astype("<f4")  # 8,000 samples: ~790 windows with --interval 10
+    np.savez(tmp_path / "long.npz", x=stream)
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinygen.cli", "capture", "--board", "qemu-m4", "--label", "walk",
+         "--count", "5000", "--sensor-data", str(tmp_path / "long.npz"), "--spec",
+         str(tmp_path / "spec.json"), "--interval", "10", "--out", str(data), "--project",
+         str(tmp_path / "capfw"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    deadline = time.monotonic() + 120
+    index = data / "index.csv"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if index.is_file() and index.read_text().count("\n") > 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    s = json.loads(out)
+    assert s["interrupted"] and 5 <= s["windows"] < 700, s["windows"]
+    packed = pack(data)
+    assert len(packed.x) == s["windows"]
+    want = np.stack([stream[10 * k:10 * k + 100] for k in range(s["windows"])])
+    assert packed.x.tobytes() == want.tobytes()
