@@ -159,3 +159,53 @@ def test_ctrl_c_keeps_every_complete_window(motions: dict[str, np.ndarray],
     assert len(packed.x) == s["windows"]
     want = np.stack([stream[10 * k:10 * k + 100] for k in range(s["windows"])])
     assert packed.x.tobytes() == want.tobytes()
+
+
+def test_port_to_a_running_capture_firmware(motions: dict[str, np.ndarray],
+                                            tmp_path: Path) -> None:
+    """--port to a board that already runs capture firmware (here: one in a QEMU started
+    by the test): its hello is checked against the settings asked, then it records; other
+    settings mean flashing, which an emulated board cannot take: refused, nothing written."""
+    import socket
+    import threading
+    import time
+
+    from conftest import assert_user_error
+
+    from tinygen.boards import load_board
+    from tinygen.emulate import Emulator
+
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC))
+    args = ["--spec", str(tmp_path / "spec.json"), "--interval", "50"]
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--render-only", "--project",
+                       str(tmp_path / "fw"), *args)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tinygen("build", "--board", "qemu-m4", str(tmp_path / "fw"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stream = motions["x_test"][:5].reshape(-1, 6).astype("<f4")
+
+    with Emulator(load_board("qemu-m4"), tmp_path / "fw" / "artifacts" / "firmware.elf",
+                  sensor=True) as emu:
+        def feed() -> None:
+            for _ in range(200):
+                try:
+                    with socket.create_connection(("127.0.0.1", emu.sensor_port), 10) as s:
+                        s.sendall(stream.tobytes())
+                        time.sleep(5)
+                    return
+                except OSError:
+                    time.sleep(0.05)
+
+        threading.Thread(target=feed, daemon=True).start()
+        proc = run_tinygen("capture", "--board", "qemu-m4", "--port", emu.url, "--label", "walk",
+                           "--count", "5", "--out", str(tmp_path / "data"), *args, "--json",
+                           timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout)["windows"] == 5
+        want = np.stack([stream[50 * k:50 * k + 100] for k in range(5)])
+        assert pack(tmp_path / "data").x.tobytes() == want.tobytes()
+        proc = run_tinygen("capture", "--board", "qemu-m4", "--port", emu.url, "--label", "walk",
+                           "--out", str(tmp_path / "other"), "--spec",
+                           str(tmp_path / "spec.json"), "--interval", "100", timeout=120)
+        assert_user_error(proc, "does not run capture firmware with these settings")
+        assert "other settings" in proc.stderr and not (tmp_path / "other").exists()

@@ -153,7 +153,7 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
     if not LABEL_RE.match(label):
         raise InputFileError(f"label '{label}' is not a valid name",
                              hint="1-32 characters of A-Z a-z 0-9 _ . + -")
-    if board.emulator is not None:
+    if board.emulator is not None and port is None:
         if sensor_data is None:
             raise InputFileError(f"{board.name} is emulated: its IMU needs --sensor-data FILE",
                                  hint="recorded samples [n, samples, channels] or [samples, "
@@ -162,7 +162,8 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
                                     verbose, as_json)
     else:
         if sensor_data is not None:
-            raise InputFileError("--sensor-data is for the emulated board (qemu-m4)",
+            raise InputFileError("--sensor-data is for the emulated board (qemu-m4) that "
+                                 "tinygen starts (without --port)",
                                  hint="a real board records its own sensor")
         summary = _capture_port(board, spec, project, label, count, out, port, verbose,
                                 as_json)
@@ -260,7 +261,7 @@ def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, 
     with these settings; then record."""
     import time
 
-    from .capture import check_capture_hello
+    from .capture import CaptureError, check_capture_hello
     from .errors import TinygenError
     from .feed import Link, handshake
     from .flash import FlashPlan, port_for, upload
@@ -299,6 +300,11 @@ def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, 
         if running is None:
             counting.close()
             hello = None
+    if hello is None and board.emulator is not None:
+        raise CaptureError(f"{board.name} at {port} does not run capture firmware with these "
+                           "settings, and an emulated board cannot be flashed",
+                           hint="drop --port: tinygen capture builds and starts it in QEMU "
+                                "(with --sensor-data)")
     if hello is None:
         result = _build(spec, board, project, verbose)
         plan = FlashPlan(board=board, project=str(project),
@@ -315,8 +321,6 @@ def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, 
                 time.sleep(0.5)
     info = check_capture_hello(hello, link.name)
     if info != want:
-        from .capture import CaptureError
-
         raise CaptureError(f"{link.name} runs capture firmware with other settings than asked "
                            f"after flashing ({hello.extra})", hint="flash again")
     if not as_json:
