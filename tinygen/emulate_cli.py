@@ -61,6 +61,14 @@ def _sensor_feed(project: Path, path: Path | None, imu: Any) -> bytes | None:
     if path is None:
         return None
     sensor = read_project(project).get("sensor") or {}
+    if sensor.get("sensor") == "camera":
+        from .frontend.camera_feed import camera_frames
+
+        frames = camera_frames(path, int(sensor["frame_width"]), int(sensor["frame_height"]),
+                               "gray8" if sensor["frame_format"] == "TG_PIX_GRAY8" else "rgb565")
+        _progress(f"camera: {len(frames.frames)} image(s) as {frames.width}x{frames.height} "
+                  f"{frames.fmt} frames")
+        return b"".join(frames.frames)
     if sensor.get("sensor") == "mic":
         if imu is not None:
             raise InputFileError(f"--sensor-data {path.name}: this firmware listens to a "
@@ -94,11 +102,12 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   help="Samples to stream as serial input: .npz (x), .npy or .csv.")
     @click.option("--limit", type=click.IntRange(min=1), metavar="N",
                   help="Only the first N samples of --data.")
-    @click.option("--sensor-data", type=click.Path(path_type=Path, dir_okay=False),
-                  metavar="FILE", help="Recorded sensor samples for the emulated sensor "
+    @click.option("--sensor-data", type=click.Path(path_type=Path),
+                  metavar="FILE|DIR", help="Recorded sensor samples for the emulated sensor "
                   "(sensor mode): .npz (x: recordings [n, samples, channels] streamed back to "
                   "back), .npy or .csv (one sample per row), in the input spec's units; for a "
-                  "keyword model a .wav streamed into the emulated microphone.")
+                  "keyword model a .wav streamed into the emulated microphone; for a camera "
+                  "model an image or a folder of images, one frame each.")
     @click.option("--log", type=click.Path(path_type=Path, dir_okay=False),
                   metavar="FILE.jsonl|.csv", help="Log the inference stream.")
     @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -146,8 +155,13 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             raise InputFileError("--data and --sensor-data: one or the other",
                                  hint="--data feeds the model over serial; --sensor-data "
                                       "feeds the emulated sensor (sensor mode)")
+        from .frontend.camera_feed import IMAGE_SUFFIXES
+
         audio = sensor_data is not None and sensor_data.suffix.lower() == ".wav"
-        samples = load_sensor_stream(sensor_data) if sensor_data and not audio else None
+        images = sensor_data is not None and (sensor_data.is_dir() or
+                                              sensor_data.suffix.lower() in IMAGE_SUFFIXES)
+        samples = (load_sensor_stream(sensor_data) if sensor_data and not (audio or images)
+                   else None)
         if log is not None:
             check_log_path(log)
         project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,

@@ -50,7 +50,8 @@ COMMON_TREE = "common"
 # reports its real use in its hello (`used=`); `--arena BYTES` sets the size by hand.
 ARENA_MARGIN_MIN = 0
 MODES = ("serial", "sensor")
-SENSOR_MANIFEST_KEYS = ("sensor", "part", "rate_hz", "channels", "window", "stride", "trigger")
+SENSOR_MANIFEST_KEYS = ("sensor", "part", "rate_hz", "channels", "window", "stride", "trigger",
+                        "frame_width", "frame_height", "frame_format")
 # A board profile's `platformio.platform` of the form "tinygen:NAME" names a PlatformIO
 # platform shipped inside tinygen (boards/platforms/NAME). It is copied into the project as
 # platform/ and referenced relative to the project, so the project is self-contained and its
@@ -333,6 +334,7 @@ def _camera_frames(spec: ModelSpec, board: Board, sensor: dict[str, Any]) -> dic
     gray = spec.input_spec["channels"] == ["gray"]
     return {"frame_name": frame[0], "frame_width": frame[1], "frame_height": frame[2],
             "pixel_format": "PIXFORMAT_GRAYSCALE" if gray else "PIXFORMAT_RGB565",
+            "frame_format": "TG_PIX_GRAY8" if gray else "TG_PIX_RGB565",
             "lut_text": ", ".join(str(int(v)) for v in table), "pins": sensor.get("pins", {})}
 
 
