@@ -229,6 +229,10 @@ def test_render_only_and_bad_input(tmp_path: Path) -> None:
     proc = run_tinygen("capture", "--board", "esp32dev", "--render-only",
                        "--project", str(tmp_path / "e"))
     assert_user_error(proc, "esp32dev")
+    proc = run_tinygen("capture", "--board", "esp32dev", "--sensor", "mpu6050", "--render-only",
+                       "--project", str(tmp_path / "mpu"))  # an external IMU, as for render
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mpu" / "src" / "tinygen_imu_mpu6050.cpp").is_file()
     proc = run_tinygen("capture", "--board", "nano33ble", "--label", "a b")
     assert_user_error(proc, "label 'a b' is not a valid name")
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()

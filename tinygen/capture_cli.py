@@ -96,6 +96,9 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
               help="With --trigger: samples kept from before the trigger.")
 @click.option("--trigger-channels", metavar="A,B", help="With --trigger: the channels summed "
               "(default ax,ay,az).")
+@click.option("--sensor", "sensor_opt", metavar="NAME[:key=value,...]",
+              help="An external sensor wired to the board, as for render (e.g. mpu6050 on "
+                   "esp32dev; `tinygen boards --json` lists them).")
 @click.option("--project", type=click.Path(path_type=Path), metavar="DIR",
               help="Where the capture firmware's project goes. Default: "
                    "firmware_out/<board>-capture/")
@@ -107,7 +110,8 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
             sensor_data: Path | None, spec_file: Path | None, channels: str | None,
             units: str | None, rate_hz: float | None, window: int | None,
             interval: int | None, trigger: float | None, pre: int | None,
-            trigger_channels: str | None, project: Path | None, render_only: bool,
+            trigger_channels: str | None, sensor_opt: str | None, project: Path | None,
+            render_only: bool,
             verbose: bool, as_json: bool) -> None:
     """Record labelled sensor windows from the board into a dataset folder.
 
@@ -131,6 +135,10 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
     from .errors import InputFileError
 
     board = load_board(board_name)
+    if sensor_opt:
+        from .boards import attach_sensor
+
+        board = attach_sensor(board, sensor_opt)
     spec = capture_spec(spec_file, rate_hz=rate_hz, window=window, interval=interval,
                         trigger=trigger, pre=pre, trigger_channels=_names(trigger_channels),
                         channels=_names(channels), units=_names(units))
