@@ -262,3 +262,41 @@ def test_capture_sources_compile_warning_free(tmp_path: Path, compiler: str,
                    and c not in ("-fno-exceptions", "-fno-rtti")]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
+
+
+def test_a_board_running_other_firmware_gets_the_capture_firmware(tmp_path: Path) -> None:
+    """--port to a board (a pseudo-terminal answering `who` like inference firmware): its
+    hello says it does not run capture firmware, so capture renders and builds it to flash
+    it (here the build stops where PlatformIO needs its registry, or the upload fails)."""
+    import os
+    import threading
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+
+    def device() -> None:
+        seen = b""
+        while True:
+            try:
+                seen += os.read(master, 1024)
+            except OSError:
+                return
+            if b"@tg1 who*" in seen:
+                seen = b""
+                os.write(master, encode_hello(board="nano33ble", model="0123456789abcdef",
+                                              mode="serial"))
+
+    threading.Thread(target=device, daemon=True).start()
+    try:
+        proc = run_tinygen("capture", "--board", "nano33ble", "--port", os.ttyname(slave),
+                           "--label", "wave", "--project", str(tmp_path / "fw"),
+                           "--out", str(tmp_path / "data"))
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 2, proc.stderr
+    assert "the board runs mode=serial (model 0123456789abcdef): flashing the capture " \
+           "firmware" in proc.stderr
+    assert json.loads((tmp_path / "fw" / "tinygen.json").read_text())["mode"] == "capture"
+    assert not (tmp_path / "data").exists()

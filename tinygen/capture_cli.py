@@ -290,6 +290,7 @@ def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, 
             raise
         return link, counting, hello
 
+    port_for(board, port)  # no board attached: say so now, before building anything
     hello = None
     try:
         link, counting, hello = connect(timeout=4.0)
