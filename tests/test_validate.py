@@ -284,6 +284,28 @@ def test_plot_writes_pngs(model: dict[str, Any], device: Any, tmp_path: Path) ->
         assert str(tmp_path / "plots" / name) in report["plots"]
 
 
+def test_port_without_model_finds_the_project_its_hello_names(
+        model: dict[str, Any], device: Any, tmp_path: Path) -> None:
+    """`tinygen validate --port P --data F`: the model comes from the rendered project in
+    ./firmware_out whose sha256 the device's hello names."""
+    dev = device()
+    proc = run_tinygen("validate", "--port", dev.path, "--data", str(model["npz"]),
+                       cwd=tmp_path)
+    assert_user_error(proc, f"runs model {model['sha'][:16]}; no project in firmware_out/ "
+                            "has it")
+    proc = run_tinygen("render", "--board", "nano33ble", str(model["path"]), "--out",
+                       str(tmp_path / "firmware_out" / "speech"))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tinygen("validate", "--port", dev.path, "--data", str(model["npz"]), "--json",
+                       cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"runs model {model['sha'][:16]}: firmware_out/speech" in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["n"] == N and report["top1_agreement"] == 1.0
+    assert_user_error(run_tinygen("validate", "--board", "qemu-m4", "--data",
+                                  str(model["npz"])), "needs the MODEL or PROJECT_DIR")
+
+
 def test_needs_a_device(model: dict[str, Any]) -> None:
     proc = run_tinygen("validate", str(model["path"]), "--data", str(model["npz"]))
     assert_user_error(proc, "validate needs a device", "--board qemu-m4")

@@ -49,6 +49,7 @@ VALIDATE_EXAMPLES = """
 Examples:
   tinygen validate --board qemu-m4 examples/gesture/model.h5 --data examples/gesture/test.npz
   tinygen validate --port /dev/ttyACM0 firmware_out/model_int8.tflite --data test.npz --json
+  tinygen validate --port /dev/ttyUSB0 --data test.npz   # the model its hello names
   tinygen validate --board qemu-m4 model.keras --calib c.npz --data t.npz --plot plots/
 """
 
@@ -81,6 +82,32 @@ def _sensor_feed(project: Path, path: Path | None, imu: Any) -> bytes | None:
                              f"firmware reads a {sensor.get('sensor', 'sensor')}",
                              hint="give recorded samples: .npz, .npy or .csv")
     return bytes(imu.astype("<f4").tobytes())
+
+
+def _device_project(port: str, baud: int | None, board: Any) -> tuple[Any, Any]:
+    """``validate --port P`` with no MODEL: open the port, read the hello, and find the
+    rendered project of the model it names in ./firmware_out (as `flash` leaves it).
+    Returns (the open port, the model's ModelInfo)."""
+    from .feed import Link, handshake
+    from .monitor import open_port
+    from .validate import find_project, project_model
+
+    conn = open_port(port, baud or (board.baud if board else 115200),
+                     release_reset_lines=bool(board and board.resets_on_dtr_rts))
+    try:
+        hello = handshake(Link(conn=conn, name=port), None, None, mode=None)
+        root = Path("firmware_out")
+        project = find_project(hello.model or "", root)
+        if project is None:
+            raise InputFileError(f"{port} runs model {hello.model or '(none given)'}; no "
+                                 f"project in {root}/ has it",
+                                 hint="give the MODEL or PROJECT_DIR it runs: tinygen validate "
+                                      f"--port {port} MODEL --data FILE")
+        _progress(f"{port} runs model {hello.model}: {project}")
+        return conn, project_model(project)
+    except BaseException:
+        conn.close()
+        raise
 
 
 def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> None:
@@ -198,7 +225,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     @click.option("--board", "-b", "board_name", metavar="BOARD",
                   help="An emulated board (qemu-m4: runs it in QEMU), or the board at --port "
                        "(its baud rate).")
-    @click.argument("target", metavar="MODEL|PROJECT_DIR", type=click.Path(path_type=Path))
+    @click.argument("target", metavar="[MODEL|PROJECT_DIR]", type=click.Path(path_type=Path),
+                    required=False)
     @convert_options
     @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
                   help="Project folder when rendering a MODEL for an emulated board.")
@@ -218,7 +246,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   help="Write confusion_matrix.png and error_histogram.png (needs matplotlib).")
     @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
-    def validate(data: Path, port: str | None, board_name: str | None, target: Path,
+    def validate(data: Path, port: str | None, board_name: str | None, target: Path | None,
                  convert_opts: Any, out: Path | None, engine: str | None,
                  tflm_dir: Path | None, min_agreement: float,
                  limit: int | None, timeout: float | None, baud: int | None,
@@ -257,9 +285,19 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             raise BoardError("validate needs a device: --port PORT (a board) or --board "
                              f"{EMULATED_BOARD} (the emulator)",
                              hint=f"no board at hand? tinygen validate --board {EMULATED_BOARD}"
-                                  f" {target} --data {data}")
+                                  f" {target or 'MODEL'} --data {data}")
         emulated = port is None
-        if emulated:
+        conn = None
+        if target is None and emulated:
+            assert board is not None
+            raise InputFileError(f"validate --board {board.name} needs the MODEL or "
+                                 "PROJECT_DIR to run in the emulator",
+                                 hint=f"tinygen validate --board {EMULATED_BOARD} MODEL "
+                                      f"--data {data}")
+        if target is None:  # a board at --port: the project of the model its hello names
+            assert port is not None
+            conn, info = _device_project(port, baud, board)
+        elif emulated:
             assert board is not None
             board = with_engine(board, engine)
             project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
@@ -285,13 +323,14 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                                       latency_note=LATENCY_NOTE, **kwargs)
         else:
             assert port is not None
-            if board is None and _is_project(target):  # the board the project was made for
+            if board is None and target is not None and _is_project(target):
+                # the board the project was made for
                 from .build import read_project
 
                 board = load_board(read_project(target)["board"])
             # ESP32 boards: open without resetting the chip (docs in monitor.open_port)
-            conn = open_port(port, baud or (board.baud if board else 115200),
-                             release_reset_lines=bool(board and board.resets_on_dtr_rts))
+            conn = conn or open_port(port, baud or (board.baud if board else 115200),
+                                     release_reset_lines=bool(board and board.resets_on_dtr_rts))
             try:
                 report = run_validate(Link(conn=conn, name=port), info, test, emulated=False,
                                       latency_note=None, **kwargs)

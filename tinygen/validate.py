@@ -17,6 +17,7 @@ the arena configured vs used.  ``--json`` keys are stable (docs/qemu-m4.md, READ
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import time
@@ -348,6 +349,23 @@ def model_info(spec: Any) -> ModelInfo:
                      labels=list(spec.labels), input_shape=list(spec.input_shape),
                      input_scale=spec.input_scale, input_zero_point=spec.input_zero_point,
                      output_scale=spec.output_scale, output_zero_point=spec.output_zero_point)
+
+
+def find_project(model_id: str, root: Path) -> Path | None:
+    """The rendered project below ``root`` (``firmware_out/`` by default: where render
+    writes) whose model the device's hello names (``model=``, the sha256's first 16 hex
+    digits); the most recently rendered one if several have it."""
+    found = []
+    for manifest in root.glob("*/tinygen.json"):
+        try:
+            sha = str(json.loads(manifest.read_text()).get("model_sha256", ""))
+        except (OSError, ValueError):
+            continue
+        if model_id and sha.lower().startswith(model_id.lower()):
+            found.append(manifest)
+    if not found:
+        return None
+    return max(found, key=lambda m: m.stat().st_mtime).parent
 
 
 _BYTE = re.compile(rb"0x([0-9a-f]{2}),")
