@@ -170,8 +170,9 @@ def tflm_tree_ready(tflm_dir: Path | None) -> str | None:
         import tinygen.tflm_tree  # noqa: F401
     except ImportError:
         return "this tinygen has no --tflm-dir support (tinygen/tflm_tree.py)"
-    if not list(tflm_dir.glob("gen/cortex_m_generic_cortex-m4+fp_*/lib/"
-                              "libtensorflow-microlite.a")):
+    if not (list(tflm_dir.glob("gen/cortex_m_generic_cortex-m4+fp_*/lib/"
+                               "libtensorflow-microlite.a"))
+            or (tflm_dir / "lib" / "libtensorflow-microlite.a").is_file()):  # gen/<build>
         return f"{tflm_dir} has no Cortex-M4 libtensorflow-microlite.a built"
     return None
 

@@ -91,7 +91,7 @@ def lstm_cases(draw: st.DrawFn) -> dict[str, object]:
 
 
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=lstm_cases())
 def test_fuzz_lstm_sizes_against_tflm(case: dict[str, object], tmp_path: Path) -> None:

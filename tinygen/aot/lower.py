@@ -193,19 +193,41 @@ def _strides4(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
     return strides
 
 
+def collapse_broadcast(a: tuple[int, ...], b: tuple[int, ...],
+                       out: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The shapes (a, b, out) with neighbouring dimensions merged where both inputs either
+    broadcast or run along them alike, and size-1 output dimensions dropped: the same
+    elementwise pairing over fewer dimensions (a 5-D MUL by a scalar becomes 1-D)."""
+    rank = len(out)
+    fa, fb = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
+    merged: list[list[int]] = []  # [a, b, out] per kept dimension
+    for da, db, do in zip(fa, fb, out):
+        if do == 1:
+            continue
+        if merged:
+            pa, pb, po = merged[-1]
+            if (pa == po) == (da == do) and (pb == po) == (db == do):
+                merged[-1] = [pa * da, pb * db, po * do]
+                continue
+        merged.append([da, db, do])
+    return tuple(tuple(m[k] for m in merged) or (1,) for k in range(3))
+
+
 def _binary(graph: Graph, op: Op, name: str) -> Call:
     a, b, out = op.inputs[0], op.inputs[1], op.outputs[0]
-    out_shape = _shape(graph, out)
+    shape_a, shape_b, out_shape = collapse_broadcast(_shape(graph, a), _shape(graph, b),
+                                                     _shape(graph, out))
     if len(out_shape) > 4:
-        raise UnsupportedModelError(f"{op.name} over a {len(out_shape)}-D tensor")
+        raise UnsupportedModelError(f"{op.name} with a broadcast over {len(out_shape)} "
+                                    "dimensions", hint="use `--engine tflm`")
     out4 = tuple([1] * (4 - len(out_shape)) + list(out_shape))
     sa, za = _q(graph, a)
     sb, zb = _q(graph, b)
     so, zo = _q(graph, out)
     act_min, act_max = quant.activation_range(op.options["activation"], so, zo)
     p: dict[str, object] = {
-        "out_dims": list(out4), "in1_strides": _strides4(_shape(graph, a), out4),
-        "in2_strides": _strides4(_shape(graph, b), out4), "in1_offset": -za,
+        "out_dims": list(out4), "in1_strides": _strides4(shape_a, out4),
+        "in2_strides": _strides4(shape_b, out4), "in1_offset": -za,
         "in2_offset": -zb, "out_offset": zo, "act_min": act_min, "act_max": act_max,
     }
     if op.name == "MUL":
@@ -393,8 +415,15 @@ def _strided_slice(graph: Graph, op: Op, name: str) -> Call:
         start.append(b)
         step.append(s)
         count.append(max(0, -(-(e - b) // s)))
+    return _slice_call(graph, op, start, step, count)
+
+
+def _slice_call(graph: Graph, op: Op, start: list[int], step: list[int],
+                count: list[int]) -> Call:
+    inp, out = op.inputs[0], op.outputs[0]
+    shape = _shape(graph, inp)
     if math.prod(count) != graph.nbytes(out):
-        raise UnsupportedModelError("STRIDED_SLICE: output size does not match the slice")
+        raise UnsupportedModelError(f"{op.name}: output size does not match the slice")
     strides_el = [math.prod(shape[d + 1:]) for d in range(len(shape))]
     pad = 5 - len(shape)
     call = Call("tg_strided_slice", "tg_slice_params", {
@@ -402,6 +431,22 @@ def _strided_slice(graph: Graph, op: Op, name: str) -> Call:
         "step": [1] * pad + step, "count": [1] * pad + count})
     call.args = [f"t{inp}", f"t{out}"]
     return call
+
+
+def _slice(graph: Graph, op: Op, name: str) -> Call:
+    """SLICE (what a stride-1 strided slice or a Cropping layer becomes): constant begin
+    and size (-1: to the end), as TFLite's Slice reads them."""
+    inp, out = op.inputs[0], op.outputs[0]
+    shape = _shape(graph, inp)
+    if len(shape) > 5:
+        raise UnsupportedModelError(f"SLICE over {len(shape)} dimensions",
+                                    hint="use `--engine tflm`")
+    if _q(graph, inp) != _q(graph, out):
+        raise UnsupportedModelError("SLICE that changes quantization")
+    begin, size = (np.asarray(graph.const(t)).ravel().tolist() for t in op.inputs[1:3])
+    start = [int(b) for b in begin]
+    count = [dim - b if int(n) == -1 else int(n) for dim, b, n in zip(shape, start, size)]
+    return _slice_call(graph, op, start, [1] * len(shape), count)
 
 
 LSTM_GATES = (2, 1, 3, 4)  # forget, input, cell, output: input-weight tensor indices
@@ -497,7 +542,7 @@ LOWERINGS: dict[str, Callable[[Graph, Op, str], Call]] = {
     "RESHAPE": _alias, "SQUEEZE": _alias, "EXPAND_DIMS": _alias,
     "CONCATENATION": _concat, "PAD": _pad, "QUANTIZE": _quantize,
     "LOGISTIC": _activation, "TANH": _activation, "RELU": _activation, "RELU6": _activation,
-    "STRIDED_SLICE": _strided_slice,
+    "STRIDED_SLICE": _strided_slice, "SLICE": _slice,
     "SPLIT": _split, "UNPACK": _split, "DEQUANTIZE": _dequantize,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
