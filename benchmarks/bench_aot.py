@@ -107,17 +107,20 @@ def qemu_run(tflite: Path, inputs: np.ndarray, folder: Path,
     from tinygen.render import load_model_spec, render_project
 
     board = dataclasses.replace(load_board("qemu-m4"), engine=engine)
-    if engine == "tflm":
-        from tinygen.tflm_tree import with_tflm_tree  # type: ignore[import-not-found]
-
-        board = with_tflm_tree(board, tflm_dir)
     _, parsed = read_tflite(tflite)
-    n_out = math.prod(parsed.output_tensors()[0].shape)
-    spec = load_model_spec(tflite, labels=",".join(f"c{i}" for i in range(n_out)),
-                           measure_arena=engine != "aot")
+    labels = ",".join(f"c{i}" for i in range(math.prod(parsed.output_tensors()[0].shape)))
+    spec = load_model_spec(tflite, labels=labels, measure_arena=engine != "aot")
     project = folder / f"qemu-{engine}-{tflite.stem}"
-    render_project(spec, board, project)
-    build_project(project)
+    if engine == "tflm":  # through the CLI, as a user builds it (--tflm-dir)
+        proc = subprocess.run([sys.executable, "-m", "tinygen", "build", "--board", "qemu-m4",
+                               "--engine", "tflm", "--tflm-dir", str(tflm_dir), str(tflite),
+                               "--labels", labels, "--out", str(project)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"engine tflm build failed: {proc.stderr[-2000:]}")
+    else:
+        render_project(spec, board, project)
+        build_project(project)
     elf = firmware_elf(project, None, board)
     flash = None
     if shutil.which("arm-none-eabi-size"):
@@ -271,6 +274,9 @@ def main() -> int:
               f"{r['code'] or 0:>12,} {rt_f:>13,} {(r['code'] or 0) / max(rt_f, 1):>6.3f} "
               f"{a['instr']:>11,.0f} {f['instr']:>11,.0f} {a['instr'] / f['instr']:>6.2f}  "
               f"{f['equal']}")
+        print(f"{'':<16} TFLM: arena in use {f['used'] or 0:,} B (host-measured need "
+              f"{r['tflm_arena']:,} B), stack painted {f['stack'] or 0:,} B, firmware "
+              f"{f['flash'] or 0:,} B; AOT firmware {a['flash'] or 0:,} B")
     print("RAM: AOT plan + painted stack vs TFLM arena used (hello used=) + painted stack; "
           "runtime flash: AOT engine code vs TFLM firmware - .tflite - the shared app")
     return 0
