@@ -373,12 +373,13 @@ def stream_sensor(emulator: Emulator, samples: bytes) -> threading.Thread:
 
 
 SENSOR_QUIET_S = 2.0  # after the last sample: no new frame for this long ends the run
+STREAM_STALL_S = 30.0  # ... when the run knows how many inferences the stream gives
 
 
 def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
                 inputs: list[bytes] | None, duration: float | None = None,
                 timeout: float | None = None, sensor_samples: bytes | None = None,
-                ) -> dict[str, Any]:
+                expected: int | None = None) -> dict[str, Any]:
     """Connect to the running emulator, show its stream (``session``: a monitor Session),
     feed ``inputs`` if given; until they are answered, ``duration`` or Ctrl-C. Returns
     the session summary (also shown)."""
@@ -411,7 +412,12 @@ def run_emulate(emulator: Emulator, session: Any, *, model_sha256: str | None,
                 flush()
                 if session.inferences != seen:
                     seen, last = session.inferences, time.monotonic()
-                if not feeder.is_alive() and time.monotonic() - last > SENSOR_QUIET_S:
+                # ``expected``: the inferences the stream gives (a microphone's stream: its
+                # first one needs a second of audio, longer than SENSOR_QUIET_S on a busy
+                # machine); once seen, only a det frame may still follow
+                quiet = SENSOR_QUIET_S if expected is None else \
+                    0.5 if seen >= expected else STREAM_STALL_S
+                if not feeder.is_alive() and time.monotonic() - last > quiet:
                     break
                 if duration is not None and time.monotonic() - started > duration:
                     break  # --duration: the whole run, as without --sensor-data

@@ -54,14 +54,17 @@ Examples:
 """
 
 
-def _sensor_feed(project: Path, path: Path | None, imu: Any) -> bytes | None:
-    """The bytes streamed into the emulated sensor: float32 IMU samples, or a .wav's PCM
-    for a microphone (keyword firmware); an error when file and sensor do not go together."""
+def _sensor_feed(project: Path, path: Path | None, imu: Any) -> tuple[bytes | None,
+                                                                   int | None]:
+    """The bytes streamed into the emulated sensor: float32 IMU samples, camera frames, or a
+    .wav's PCM for a microphone (keyword firmware, with the number of inferences it gives);
+    an error when file and sensor do not go together."""
     from .build import read_project
 
     if path is None:
-        return None
-    sensor = read_project(project).get("sensor") or {}
+        return None, None
+    manifest = read_project(project)
+    sensor = manifest.get("sensor") or {}
     if sensor.get("sensor") == "camera":
         from .frontend.camera_feed import camera_frames
 
@@ -69,19 +72,28 @@ def _sensor_feed(project: Path, path: Path | None, imu: Any) -> bytes | None:
                                "gray8" if sensor["frame_format"] == "TG_PIX_GRAY8" else "rgb565")
         _progress(f"camera: {len(frames.frames)} image(s) as {frames.width}x{frames.height} "
                   f"{frames.fmt} frames")
-        return b"".join(frames.frames)
+        return b"".join(frames.frames), None
     if sensor.get("sensor") == "mic":
         if imu is not None:
             raise InputFileError(f"--sensor-data {path.name}: this firmware listens to a "
                                  "microphone", hint="give a .wav recording")
+        from .audio.features import params_from_json
+        from .audio.listen import expected_inferences
+        from .audio.listen import params_from_json as listen_from_json
         from .audio.wav import microphone_feed
 
-        return microphone_feed(path, int(sensor["rate_hz"]))
+        pcm = microphone_feed(path, int(sensor["rate_hz"]))
+        listen = manifest.get("listen") or {}
+        if "audio_frontend" not in listen:  # rendered by an earlier tinygen
+            return pcm, None
+        return pcm, expected_inferences(len(pcm) // 2,
+                                        params_from_json(listen["audio_frontend"]),
+                                        listen_from_json(listen))
     if imu is None:
         raise InputFileError(f"--sensor-data {path.name}: a .wav feeds a microphone; this "
                              f"firmware reads a {sensor.get('sensor', 'sensor')}",
                              hint="give recorded samples: .npz, .npy or .csv")
-    return bytes(imu.astype("<f4").tobytes())
+    return bytes(imu.astype("<f4").tobytes()), None
 
 
 def _device_project(port: str, baud: int | None, board: Any) -> tuple[Any, Any]:
@@ -195,7 +207,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                                    mode="sensor" if sensor_data is not None else "serial",
                                    tflm_dir=tflm_dir)
         info = project_model(project)
-        feed = _sensor_feed(project, sensor_data, samples)
+        feed, expected = _sensor_feed(project, sensor_data, samples)
         inputs = None
         if data is not None:
             test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
@@ -211,7 +223,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             with Emulator(board, firmware_elf(project, None, board), note=display.note,
                           sensor=feed is not None) as emu:
                 run_emulate(emu, session, model_sha256=info.sha256, inputs=inputs,
-                            duration=duration, timeout=timeout, sensor_samples=feed)
+                            duration=duration, timeout=timeout, sensor_samples=feed,
+                            expected=expected)
         finally:
             for sink in logs:
                 sink.close()

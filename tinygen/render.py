@@ -371,7 +371,7 @@ def audio_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     return {"sensor": "mic", "part": mic.get("part"), "glue": mic.get("glue"),
             "chip": mic.get("chip"),
             "pins": mic.get("options", mic.get("pins", {})), **fp.to_json(),
-            "frames": fp.frames, "listen": lp.to_json(),
+            "frames": fp.frames, "listen": {**lp.to_json(), "audio_frontend": fp.to_json()},
             "stride_ms": _float_text(lp.stride_frames * hop_ms).removesuffix(".0"),
             "ring_ms": lp.ring_samples * 1000 // fp.sample_rate_hz,
             "report_frames": max(1, round(1000 / hop_ms)),

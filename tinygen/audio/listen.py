@@ -53,6 +53,14 @@ def params_from_json(raw: dict[str, Any]) -> ListenParams:
                         recognizer=RecognizerParams(**raw["recognizer"]))
 
 
+def expected_inferences(n_samples: int, fp: FrontendParams, lp: ListenParams) -> int:
+    """How many inferences the loop runs on a stream of n_samples."""
+    if n_samples < fp.window_samples:
+        return 0
+    frames = 1 + (n_samples - fp.window_samples) // fp.hop_samples
+    return 0 if frames < fp.frames else 1 + (frames - fp.frames) // lp.stride_frames
+
+
 def input_lut(scale: float, zero_point: int) -> np.ndarray:
     """Feature code (-128..127) -> the model's int8 input, as ``convert --eval`` and
     ``validate`` quantize the same codes: ``clip(round(code / scale) + zero_point)``.
