@@ -71,3 +71,22 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> 
     for needle in needles:
         assert needle.lower() in errors[0].lower(), (needle, errors[0])
     return errors[0]
+
+
+# The gesture example with an input spec a real IMU can serve (channels in the chips' units,
+# in a shuffled order): the model of the sensor-mode render tests of the Arduino boards.
+IMU_SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["gz", "ax", "ay", "az", "gx", "gy"],
+            "units": {"ax": "g", "gz": "dps"}, "window": 100, "stride": 25, "normalize": None}
+
+
+@pytest.fixture(scope="session")
+def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import json
+
+    root = tmp_path_factory.mktemp("imu")
+    (root / "spec.json").write_text(json.dumps(IMU_SPEC))
+    out = root / "imu.tflite"
+    proc = run_tinygen("convert", str(REPO / "examples" / "gesture" / "model.h5"),
+                       "--input-spec", str(root / "spec.json"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -13,25 +13,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import REPO, assert_user_error, run_tinygen
+from conftest import IMU_SPEC, REPO, assert_user_error, run_tinygen
 from cpp_build import compile_program
 
 GESTURE = REPO / "examples" / "gesture"
 HARNESS = REPO / "tests" / "cpp" / "mpu6050"
-SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["gz", "ax", "ay", "az", "gx", "gy"],
-        "units": {"ax": "g", "gz": "dps"}, "window": 100, "stride": 25, "normalize": None}
-
-
-@pytest.fixture(scope="module")
-def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mpu")
-    (root / "spec.json").write_text(json.dumps(SPEC))
-    out = root / "imu.tflite"
-    proc = run_tinygen("convert", str(GESTURE / "model.h5"), "--input-spec",
-                       str(root / "spec.json"), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
+SPEC = IMU_SPEC
 
 
 def test_sensor_mode_on_esp32dev_needs_the_mpu6050_named(imu_model: Path,

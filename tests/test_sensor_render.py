@@ -10,22 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_user_error, run_tinygen
+from conftest import IMU_SPEC, REPO, assert_user_error, run_tinygen
 
 GESTURE = REPO / "examples" / "gesture"
-SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["gz", "ax", "ay", "az", "gx", "gy"],
-        "units": {"ax": "g", "gz": "dps"}, "window": 100, "stride": 25, "normalize": None}
-
-
-@pytest.fixture(scope="module")
-def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("imu")
-    (root / "spec.json").write_text(json.dumps(SPEC))
-    out = root / "imu.tflite"
-    proc = run_tinygen("convert", str(GESTURE / "model.h5"), "--input-spec",
-                       str(root / "spec.json"), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
+SPEC = IMU_SPEC
 
 
 @pytest.mark.parametrize("board,library,include", [
