@@ -147,8 +147,9 @@ def test_emulate_streams_a_wav_into_the_microphone(firmware: dict[str, Any],
     stream = spoken_digits(8000, ["fsdd_1_jackson_1.wav"])
     wav = tmp_path / "one.wav"
     write_wav(wav, stream, 8000, channels=2)
-    proc = run_tinygen("emulate", str(firmware["project"]), "--sensor-data", str(wav),
-                       "--json", timeout=180)
+    proc = run_tinygen("emulate", "--board", "qemu-m4", "--input", "sensor",
+                       str(firmware["project"]), "--sensor-data", str(wav), "--json",
+                       timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     infs = [r for r in records if r["kind"] == "inf"]

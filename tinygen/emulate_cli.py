@@ -147,6 +147,9 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   "back), .npy or .csv (one sample per row), in the input spec's units; for a "
                   "keyword model a .wav streamed into the emulated microphone; for a camera "
                   "model an image or a folder of images, one frame each.")
+    @click.option("--input", "input_mode", type=click.Choice(["serial", "sensor"]),
+                  help="Where the firmware gets its input; default: sensor with "
+                       "--sensor-data, else serial.")
     @click.option("--log", type=click.Path(path_type=Path, dir_okay=False),
                   metavar="FILE.jsonl|.csv", help="Log the inference stream.")
     @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -159,7 +162,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
     def emulate(board_name: str, target: Path, convert_opts: Any, out: Path | None,
                 engine: str | None, tflm_dir: Path | None, data: Path | None,
                 limit: int | None,
-                sensor_data: Path | None, log: Path | None,
+                sensor_data: Path | None, input_mode: str | None, log: Path | None,
                 duration: float | None, timeout: float | None, verbose: bool,
                 as_json: bool) -> None:
         """Run the firmware in QEMU and show its inference stream: no hardware needed.
@@ -194,6 +197,12 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
             raise InputFileError("--data and --sensor-data: one or the other",
                                  hint="--data feeds the model over serial; --sensor-data "
                                       "feeds the emulated sensor (sensor mode)")
+        if (input_mode == "serial" and sensor_data is not None) or (
+                input_mode == "sensor" and sensor_data is None):
+            raise InputFileError(f"--input {input_mode} with{'out' * (sensor_data is None)} "
+                                 "--sensor-data",
+                                 hint="--sensor-data FILE feeds the emulated sensor (sensor "
+                                      "mode); --data FILE feeds serial input")
         from .frontend.camera_feed import IMAGE_SUFFIXES
 
         audio = sensor_data is not None and sensor_data.suffix.lower() == ".wav"
