@@ -28,13 +28,21 @@ SPEC = {"sensor": "imu", "rate_hz": 10, "channels": CHANNELS,
 
 
 @pytest.fixture(scope="module")
+def pio_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A PlatformIO core folder of this module's own: builds of other tests (or other
+    sessions) that install the shipped platform from their project folders do not race
+    with these."""
+    return {"PLATFORMIO_CORE_DIR": str(tmp_path_factory.mktemp("pio-core"))}
+
+
+@pytest.fixture(scope="module")
 def motions() -> dict[str, np.ndarray]:
     d = np.load(REPO / "examples" / "gesture" / "data" / "basicmotions.npz")
     return {k: d[k] for k in d.files}
 
 
 def _capture(tmp: Path, label: str, data: np.ndarray, count: int, *flags: str,
-             out: Path | None = None) -> dict:
+             out: Path | None = None, env: dict[str, str] | None = None) -> dict:
     spec = tmp / "spec.json"
     spec.write_text(json.dumps(SPEC))
     src = tmp / f"{label}.npz"
@@ -42,7 +50,7 @@ def _capture(tmp: Path, label: str, data: np.ndarray, count: int, *flags: str,
     proc = run_tinygen("capture", "--board", "qemu-m4", "--label", label, "--count",
                        str(count), "--sensor-data", str(src), "--spec", str(spec),
                        "--out", str(out or tmp / "data"), "--project", str(tmp / "capfw"),
-                       *flags, "--json", timeout=180)
+                       *flags, "--json", timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -54,7 +62,7 @@ def _capture(tmp: Path, label: str, data: np.ndarray, count: int, *flags: str,
 ])
 def test_windows_are_the_stream_cut_by_the_front_end(
         motions: dict[str, np.ndarray], tmp_path: Path, flags: tuple[str, ...],
-        spec_change: dict) -> None:
+        spec_change: dict, pio_env: dict[str, str]) -> None:
     """Every window equals, byte for byte, the float32 samples at the place the Python twin
     of the IMU front-end cuts it from the same stream (fixed interval; motion trigger)."""
     stream = motions["x_test"][:12].reshape(-1, 6).astype("<f4")  # 1,200 real samples
@@ -62,8 +70,9 @@ def test_windows_are_the_stream_cut_by_the_front_end(
     front = ImuFrontend(spec, 1.0, 0)
     ends = [i + 1 for i, sample in enumerate(stream) if front.push(sample) is not None]
     assert len(ends) >= 4
-    s = _capture(tmp_path, "walk", stream, len(ends), *flags)
+    s = _capture(tmp_path, "walk", stream, len(ends), *flags, env=pio_env)
     assert (s["windows"], s["truncated"], s["lost"], s["bad_chunks"]) == (len(ends), 0, 0, 0)
+    assert s["device_errors"] == []  # sending a window takes far less than 100 ms
     packed = pack(tmp_path / "data")
     want = np.stack([stream[e - 100:e] for e in ends])
     assert packed.x.tobytes() == want.tobytes()
@@ -76,7 +85,8 @@ def test_windows_are_the_stream_cut_by_the_front_end(
 
 @pytest.mark.slow
 def test_capture_pack_train_convert_validate_loop(motions: dict[str, np.ndarray],
-                                                  tmp_path: Path) -> None:
+                                                  tmp_path: Path,
+                                                  pio_env: dict[str, str]) -> None:
     """The CI loop: two labels recorded from the emulated IMU, packed, a tiny model trained
     on them, converted with the capture's spec and validated on the emulated board."""
     data = tmp_path / "data"
@@ -84,7 +94,7 @@ def test_capture_pack_train_convert_validate_loop(motions: dict[str, np.ndarray]
     for label in ("Standing", "Running"):
         k = names.index(label)
         rec = motions["x_train"][motions["y_train"] == k]
-        s = _capture(tmp_path, label.lower(), rec, len(rec), out=data)
+        s = _capture(tmp_path, label.lower(), rec, len(rec), out=data, env=pio_env)
         assert s["windows"] == len(rec) and s["truncated"] == 0
     proc = run_tinygen("dataset", "pack", str(data), "--out", str(tmp_path / "train.npz"),
                        "--split", "0.3", "--seed", "1", "--json")
@@ -114,7 +124,7 @@ def test_capture_pack_train_convert_validate_loop(motions: dict[str, np.ndarray]
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = run_tinygen("validate", "--board", "qemu-m4", str(tflite), "--data",
                        str(tmp_path / "test.npz"), "--out", str(tmp_path / "fw"), "--json",
-                       timeout=300)
+                       timeout=300, env=pio_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     v = json.loads(proc.stdout)
     print(f"\nloop: 2 labels x 10 windows captured, trained on 14, validated on 6 in QEMU: "
@@ -124,7 +134,7 @@ def test_capture_pack_train_convert_validate_loop(motions: dict[str, np.ndarray]
 
 
 def test_ctrl_c_keeps_every_complete_window(motions: dict[str, np.ndarray],
-                                           tmp_path: Path) -> None:
+                                           tmp_path: Path, pio_env: dict[str, str]) -> None:
     """SIGINT (a terminal's Ctrl-C) in the middle of a long capture: the run ends with its
     summary, every window in the index is whole and equal to the stream, nothing else."""
     import signal
@@ -143,7 +153,7 @@ def test_ctrl_c_keeps_every_complete_window(motions: dict[str, np.ndarray],
          str(tmp_path / "spec.json"), "--interval", "10", "--out", str(data), "--project",
          str(tmp_path / "capfw"), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **pio_env))
     deadline = time.monotonic() + 120
     index = data / "index.csv"
     while time.monotonic() < deadline and proc.poll() is None:
@@ -162,7 +172,7 @@ def test_ctrl_c_keeps_every_complete_window(motions: dict[str, np.ndarray],
 
 
 def test_port_to_a_running_capture_firmware(motions: dict[str, np.ndarray],
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, pio_env: dict[str, str]) -> None:
     """--port to a board that already runs capture firmware (here: one in a QEMU started
     by the test): its hello is checked against the settings asked, then it records; other
     settings mean flashing, which an emulated board cannot take: refused, nothing written."""
@@ -180,7 +190,7 @@ def test_port_to_a_running_capture_firmware(motions: dict[str, np.ndarray],
     proc = run_tinygen("capture", "--board", "qemu-m4", "--render-only", "--project",
                        str(tmp_path / "fw"), *args)
     assert proc.returncode == 0, proc.stderr
-    proc = run_tinygen("build", "--board", "qemu-m4", str(tmp_path / "fw"))
+    proc = run_tinygen("build", "--board", "qemu-m4", str(tmp_path / "fw"), env=pio_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     stream = motions["x_test"][:5].reshape(-1, 6).astype("<f4")
 
@@ -209,3 +219,12 @@ def test_port_to_a_running_capture_firmware(motions: dict[str, np.ndarray],
                            str(tmp_path / "spec.json"), "--interval", "100", timeout=120)
         assert_user_error(proc, "does not run capture firmware with these settings")
         assert "other settings" in proc.stderr and not (tmp_path / "other").exists()
+
+
+def test_a_window_sent_slower_than_a_sample_period_is_reported(
+        motions: dict[str, np.ndarray], tmp_path: Path, pio_env: dict[str, str]) -> None:
+    """At 100 kHz a sample period is 10 us; writing a window's 3,438 B to the emulated UART
+    takes longer (emulated time), and the firmware says so with `err overrun`."""
+    s = _capture(tmp_path, "walk", motions["x_test"][:3], 2, "--rate", "100000", env=pio_env)
+    assert s["windows"] == 2
+    assert any(e.startswith("overrun: sending window 0 took ") for e in s["device_errors"])

@@ -11,8 +11,11 @@ are appended to it (dataset_pack.write_window), never written over earlier ones.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -180,6 +183,23 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect at its end: a window is written and counted
+    whole, or not at all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @dataclass
 class Recording:
     """What one `tinygen capture` run recorded."""
@@ -242,9 +262,11 @@ def record_windows(next_record: Callable[[float], Record | None], info: CaptureI
             if isinstance(record, WindowChunk):
                 window = assembler.add(record)
                 if window is not None:
-                    path = write_window(rec.folder, rec.label, window.samples, meta, utc_now())
-                    rel = path.relative_to(rec.folder).as_posix()
-                    rec.files.append(rel)
+                    with _interrupt_after():
+                        path = write_window(rec.folder, rec.label, window.samples, meta,
+                                            utc_now())
+                        rel = path.relative_to(rec.folder).as_posix()
+                        rec.files.append(rel)
                     on_window(rel, window.samples)
             elif isinstance(record, Hello):
                 new = check_capture_hello(record, "the device")

@@ -17,6 +17,7 @@ constexpr size_t kChannels = TINYGEN_SENSOR_CHANNELS;
 constexpr size_t kWindow = TINYGEN_SENSOR_WINDOW;
 constexpr size_t kChunk = TINYGEN_CAPTURE_CHUNK;  // samples per win frame
 constexpr size_t kChunkBytes = kChunk * kChannels * 4u;
+constexpr uint32_t kPeriodUs = static_cast<uint32_t>(1000000.0f / TINYGEN_SENSOR_RATE_HZ);
 // the longest frame: a hello with the capture keys, or "win <seq> <offset> <total> <b64>"
 constexpr size_t kHelloMax = 160 + sizeof(TINYGEN_CAPTURE_HELLO);
 constexpr size_t kWinMax = 64 + 4 * ((kChunkBytes + 2) / 3);
@@ -68,6 +69,7 @@ void send_error(const char* code, const Frame* frame, const char* text) {
 // The window that just completed, oldest sample first, as win frames of kChunk samples:
 // little-endian IEEE float32, channel after channel.
 void send_window() {
+  const uint32_t start_us = g_io.micros ? g_io.micros() : 0;
   const uint32_t seq = g_window_seq++;
   const size_t oldest = g_count % kWindow;
   uint8_t bytes[kChunkBytes];
@@ -88,6 +90,21 @@ void send_window() {
     w.add_uint(static_cast<uint32_t>(offset));
     w.add_uint(static_cast<uint32_t>(kWindow));
     w.add_base64(bytes, k);
+    send(w);
+  }
+  // Sending blocks the loop; longer than a sample period and the glue's next readings come
+  // late (it catches up, then restarts its clock): say so, the host shows it.
+  const uint32_t took_us = g_io.micros ? g_io.micros() - start_us : 0;
+  if (took_us > kPeriodUs) {
+    FrameWriter w(g_out, sizeof(g_out));
+    w.begin("err");
+    w.add("overrun");
+    w.add("-");
+    w.add("sending window");
+    w.add_uint(seq);
+    w.add("took");
+    w.add_uint(took_us);
+    w.add("us, more than a sample period: the samples after it came late");
     send(w);
   }
 }
