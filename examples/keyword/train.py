@@ -92,16 +92,17 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def fit(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):  # type: ignore[no-untyped-def]
+def fit(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int,  # type: ignore[no-untyped-def]
+        epochs: int = EPOCHS):
     import keras
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(x.shape[1], x.shape[2], n_classes)
-    schedule = keras.optimizers.schedules.CosineDecay(3e-3, EPOCHS * (len(x) // 32 + 1))
+    schedule = keras.optimizers.schedules.CosineDecay(3e-3, epochs * (len(x) // 32 + 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         model.fit(augment(x, rng).astype(np.float32), y, epochs=1, batch_size=32, verbose=0,
                   shuffle=True)
     return model
@@ -143,6 +144,10 @@ def main() -> None:
     ap.add_argument("--speaker", default="theo",
                     help="speaker left out of training (none: skip that model)")
     ap.add_argument("--no-save", action="store_true", help="only report the left-out figures")
+    ap.add_argument("--audio-aug", type=int, default=0, metavar="COPIES",
+                    help="add COPIES audio-augmented versions of every training recording "
+                         "(augment_audio.py: speed, gain, position, noise)")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
     args = ap.parse_args()
     d = np.load(HERE / "data" / "fsdd_features.npz")
     x, y = d["x"].astype(np.int8), d["y"].astype(np.int64)
@@ -157,11 +162,20 @@ def main() -> None:
     else:
         sx, sy = x[:0], y[:0]
     print(f"{len(sy)} synthetic espeak-ng clips added to training")
+    if args.audio_aug:
+        from augment_audio import load_or_build
+
+        aug = load_or_build(args.audio_aug, seed=11)
+        print(f"{len(aug['y'])} audio-augmented copies available for training")
+    else:
+        aug = {"x": x[:0], "y": y[:0], "speaker": speaker[:0], "index": index[:0]}
 
     if args.speaker != "none":
         out_mask = speaker == args.speaker
-        model = fit(np.concatenate([x[~out_mask], sx]), np.concatenate([y[~out_mask], sy]),
-                    len(labels), SEED)
+        keep = aug["speaker"] != args.speaker
+        model = fit(np.concatenate([x[~out_mask], sx, aug["x"][keep]]),
+                    np.concatenate([y[~out_mask], sy, aug["y"][keep]]), len(labels), SEED,
+                    args.epochs)
         f, q = int8_accuracy(model, calibration_subset(x[~out_mask], rng), x[out_mask],
                              y[out_mask], labels)
         print(f"speaker {args.speaker} left out ({out_mask.sum()} clips): "
@@ -170,8 +184,9 @@ def main() -> None:
         return
 
     test = index < 5
-    model = fit(np.concatenate([x[~test], sx]), np.concatenate([y[~test], sy]), len(labels),
-                SEED)
+    keep = aug["index"] >= 5
+    model = fit(np.concatenate([x[~test], sx, aug["x"][keep]]),
+                np.concatenate([y[~test], sy, aug["y"][keep]]), len(labels), SEED, args.epochs)
     calib = calibration_subset(x[~test], rng)
     f, q = int8_accuracy(model, calib, x[test], y[test], labels)
     print(f"official split (index 0-4 test, {test.sum()} clips): float {f:.3f}  int8 {q:.3f}")
