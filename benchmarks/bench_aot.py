@@ -4,9 +4,9 @@
                                    [--tflm-dir TFLM_TREE_BUILT_FOR_THE_M4]
 
 For the bundled gesture example (converted from examples/gesture/model.h5), TFLM's
-hello_world, micro_speech and person_detect (MobileNet v1 0.25, 96x96) models and a small
-MobileNet-style model (depthwise-separable blocks, built and converted here with
-TensorFlow), prints:
+hello_world, micro_speech and person_detect (MobileNet v1 0.25, 96x96) models, a small
+MobileNet-style model (depthwise-separable blocks) and a Keras LSTM model (both built and
+converted here with TensorFlow), prints:
 
 - RAM: the AOT plan's peak and the activation floor (the largest set of activation tensors
   alive at once, reshapes aliased), plus the stack high-water mark the qemu-m4 firmware
@@ -73,6 +73,28 @@ def mobilenet_style(folder: Path) -> Path:
     conv.inference_output_type = tf.int8
     path = folder / "mobilenet_style_int8.tflite"
     path.write_bytes(conv.convert())
+    return path
+
+
+def lstm(folder: Path) -> Path:
+    """Keras Normalization + LSTM(16) + Dense(3) on 20 steps of 6 IMU-like channels,
+    converted by `tinygen convert` (one fused UNIDIRECTIONAL_SEQUENCE_LSTM)."""
+    import subprocess
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(2).normal(size=(32, 20, 6)).astype(np.float32)
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(x)
+    inp = keras.Input((20, 6))
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.LSTM(16)(norm(inp)))
+    keras.Model(inp, out).save(folder / "lstm.keras")
+    np.savez(folder / "lstm_calib.npz", x=x[:16])
+    path = folder / "lstm_int8.tflite"
+    subprocess.run([sys.executable, "-m", "tinygen", "convert", str(folder / "lstm.keras"),
+                    "--calib", str(folder / "lstm_calib.npz"), "--labels", "a,b,c",
+                    "--out", str(path)], check=True, capture_output=True)
     return path
 
 
@@ -286,7 +308,8 @@ MODELS = {"gesture": gesture,
           "hello_world": lambda _f: REPO / "tests/data/tflm/hello_world_int8.tflite",
           "micro_speech": lambda _f: REPO / "tests/data/tflm/micro_speech_quantized.tflite",
           "mobilenet_style": mobilenet_style,
-          "person_detect": lambda _f: REPO / "tests/data/person_detect/person_detect.tflite"}
+          "person_detect": lambda _f: REPO / "tests/data/person_detect/person_detect.tflite",
+          "lstm": lstm}
 
 
 if __name__ == "__main__":

@@ -488,16 +488,24 @@ def _lstm(graph: Graph, op: Op, name: str) -> Call:
     w_in: list[str] = []
     w_rec: list[str] = []
     bias: list[str] = []
+    rec_bias: list[str] = []
     mults: dict[str, list[int]] = {"in_mult": [], "in_shift": [], "rec_mult": [],
                                    "rec_shift": []}
     for g, pos in enumerate(LSTM_GATES):
         wi, wr, b = ins[pos], ins[pos + 4], ins[pos + 11]
         for key, t in ((f"{name}_w{g}", wi), (f"{name}_r{g}", wr)):
             call.arrays[key] = ("int8_t", [int(v) for v in graph.const(t).ravel()])
-        call.arrays[f"{name}_b{g}"] = ("int32_t", [int(v) for v in graph.const(b).ravel()])
+        # zero points folded into the biases, as TFLM's Prepare does (bias + zp * row sum):
+        # the same integer sums, one add less per multiply-accumulate
+        in_rows = np.asarray(graph.const(wi), dtype=np.int64).reshape(n_state, -1).sum(1)
+        rec_rows = np.asarray(graph.const(wr), dtype=np.int64).reshape(n_state, -1).sum(1)
+        b_in = np.asarray(graph.const(b), dtype=np.int64).ravel() - zp_in * in_rows
+        call.arrays[f"{name}_b{g}"] = ("int32_t", [int(v) for v in b_in])
+        call.arrays[f"{name}_rb{g}"] = ("int32_t", [int(v) for v in -zp_h * rec_rows])
         w_in.append(f"{name}_w{g}")
         w_rec.append(f"{name}_r{g}")
         bias.append(f"{name}_b{g}")
+        rec_bias.append(f"{name}_rb{g}")
         m, sh = quant.per_tensor_fc_multiplier(s_in, _q(graph, wi)[0], gate_in)
         mults["in_mult"].append(m)
         mults["in_shift"].append(sh)
@@ -517,8 +525,8 @@ def _lstm(graph: Graph, op: Op, name: str) -> Call:
     call.arrays["tg_sigmoid_table"] = ("uint16_t", list(tflm_lut.sigmoid_table()))
     call.params = {
         "batches": batches, "time_steps": steps, "time_major": time_major,
-        "n_input": n_input, "n_state": n_state, "in_offset": -zp_in, "hidden_offset": -zp_h,
-        "w_in": w_in, "w_rec": w_rec, "bias": bias, **mults,
+        "n_input": n_input, "n_state": n_state,
+        "w_in": w_in, "w_rec": w_rec, "bias": bias, "rec_bias": rec_bias, **mults,
         "forget_mult": forget[0], "forget_shift": forget[1],
         "input_mult": inmul[0], "input_shift": inmul[1],
         "output_mult": outmul[0], "output_shift": outmul[1], "hidden_zero_point": zp_h,

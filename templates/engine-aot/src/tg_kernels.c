@@ -586,17 +586,19 @@ void tg_clamp(const tg_act_params* p, const int8_t* in, int8_t* out) {
 
 static int16_t sat16(int32_t v) { return (int16_t)clamp(v, -32768, 32767); }
 
-/* int8 rows x weights -> int16 (zero point 0), with optional bias. */
-static void fc16(const int8_t* x, int32_t rows, int32_t depth, int32_t offset,
-                 const int8_t* w, const int32_t* bias, int32_t n_out, int32_t mult,
-                 int32_t shift, int16_t* dst) {
+/* int8 rows x weights -> int16 (zero point 0); the input's zero point is folded into
+ * `bias` at generation time (as TFLM's Prepare folds it), so the loop only multiplies. */
+static void fc16(const int8_t* x, int32_t rows, int32_t depth, const int8_t* w,
+                 const int32_t* bias, int32_t n_out, int32_t mult, int32_t shift,
+                 int16_t* dst) {
   int32_t r, o, d;
   for (r = 0; r < rows; ++r) {
-    for (o = 0; o < n_out; ++o) {
-      int32_t acc = 0;
-      for (d = 0; d < depth; ++d) acc += (int32_t)w[o * depth + d] * ((int32_t)x[r * depth + d] + offset);
-      if (bias) acc += bias[o];
-      dst[r * n_out + o] = sat16(tg_mul_by_quantized_multiplier(acc, mult, shift));
+    const int8_t* row = x + r * depth;
+    const int8_t* wo = w;
+    for (o = 0; o < n_out; ++o, wo += depth) {
+      int32_t acc = bias[o];
+      for (d = 0; d < depth; ++d) acc += (int32_t)wo[d] * (int32_t)row[d];
+      *dst++ = sat16(tg_mul_by_quantized_multiplier(acc, mult, shift));
     }
   }
 }
@@ -644,9 +646,9 @@ static void gate(const tg_lstm_params* p, int g, const int8_t* x, const int8_t* 
                  int32_t rows, int16_t* dst, int16_t* tmp, int activation_tanh) {
   const int32_t n = rows * p->n_state;
   int32_t i;
-  fc16(x, rows, p->n_input, p->in_offset, p->w_in[g], p->bias[g], p->n_state, p->in_mult[g],
+  fc16(x, rows, p->n_input, p->w_in[g], p->bias[g], p->n_state, p->in_mult[g],
        p->in_shift[g], dst);
-  fc16(h, rows, p->n_state, p->hidden_offset, p->w_rec[g], 0, p->n_state, p->rec_mult[g],
+  fc16(h, rows, p->n_state, p->w_rec[g], p->rec_bias[g], p->n_state, p->rec_mult[g],
        p->rec_shift[g], tmp);
   for (i = 0; i < n; ++i) dst[i] = sat16((int32_t)dst[i] + tmp[i]);
   if (activation_tanh) {

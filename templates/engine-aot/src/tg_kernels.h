@@ -130,10 +130,10 @@ void tg_strided_slice(const tg_slice_params* p, const int8_t* in, int8_t* out);
  * scratch holds 4 x rows x n_state int16. */
 typedef struct {
   int32_t batches, time_steps, time_major, n_input, n_state;
-  int32_t in_offset, hidden_offset;
   const int8_t* w_in[4];
   const int8_t* w_rec[4];
-  const int32_t* bias[4];
+  const int32_t* bias[4];     /* input FC: bias - input zero point x row sum of w_in */
+  const int32_t* rec_bias[4]; /* recurrent FC: - hidden zero point x row sum of w_rec */
   int32_t in_mult[4], in_shift[4], rec_mult[4], rec_shift[4];
   int32_t forget_mult, forget_shift, input_mult, input_shift;
   int32_t output_mult, output_shift, hidden_zero_point;
