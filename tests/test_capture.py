@@ -238,6 +238,36 @@ def test_render_only_and_bad_input(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
+def test_audio_capture_settings_and_folder(tmp_path: Path) -> None:
+    from tinygen.boards import load_board
+    from tinygen.capture import check_clip_setup, write_clip
+    from tinygen.capture_firmware import clip_spec
+    from tinygen.errors import BoardError
+
+    rev2 = load_board("nano33ble_sense_rev2")
+    spec = clip_spec(rev2, None, 1000)  # the PDM microphone's 16 kHz
+    assert (spec.rate_hz, spec.window) == (16000.0, 16000)
+    assert "fmt=s16le" in hello_keys(spec) and "units=pcm16" in hello_keys(spec)
+    w = wire_budget(spec, 115200)  # 32,000 B/s of PCM: more than a 115200 baud UART carries
+    assert w["raw_bytes_per_s"] == 32000 and w["load"] > 3
+    with pytest.raises(InputFileError, match="records at 16000 Hz, not 8000"):
+        clip_spec(rev2, 8000, 1000)
+    from tinygen.capture_firmware import render_capture
+
+    with pytest.raises(BoardError, match="esp32dev has no microphone"):
+        render_capture(clip_spec(load_board("esp32dev"), None, 500), load_board("esp32dev"),
+                       tmp_path / "p")
+    write_clip(tmp_path / "clips", "yes", np.arange(100, dtype=np.int16), 8000)
+    assert write_clip(tmp_path / "clips", "yes", np.zeros(100, np.int16), 8000).name == \
+        "yes.1.wav"
+    assert check_clip_setup(tmp_path / "clips", 8000) == 2
+    with pytest.raises(InputFileError, match="holds clips of 8000 Hz"):
+        check_clip_setup(tmp_path / "clips", 16000)
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--audio", "--window", "10",
+                       "--render-only")
+    assert_user_error(proc, "--window are IMU settings")
+
+
 @pytest.mark.parametrize("compiler,flags", [
     ("g++", ["-std=c++17", "-O2"]),
     ("arm-none-eabi-g++", ["-std=gnu++14", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
@@ -252,8 +282,12 @@ def test_capture_sources_compile_warning_free(tmp_path: Path, compiler: str,
     proc = run_tinygen("capture", "--board", "nano33ble", "--render-only", "--trigger", "1.5",
                        "--pre", "10", "--project", str(tmp_path / "p"))
     assert proc.returncode == 0, proc.stderr
-    src = tmp_path / "p" / "src"
-    for name in ("tinygen_capture.cpp", "tinygen_protocol.cpp", "tinygen_imu_frontend.c"):
+    proc = run_tinygen("capture", "--board", "nano33ble_sense_rev2", "--audio", "--render-only",
+                       "--project", str(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stderr
+    imu, audio = tmp_path / "p" / "src", tmp_path / "a" / "src"
+    for src, name in ((imu, "tinygen_capture.cpp"), (imu, "tinygen_protocol.cpp"),
+                      (imu, "tinygen_imu_frontend.c"), (audio, "tinygen_capture_audio.cpp")):
         lang = ["-x", "c++"] if name.endswith(".cpp") else ["-x", "c", "-std=c99"]
         cmd = [compiler, *flags, "-Wall", "-Wextra", "-Werror", f"-I{src}", "-c", *lang,
                str(src / name), "-o", str(tmp_path / (name + ".o"))]

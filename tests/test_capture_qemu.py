@@ -228,3 +228,33 @@ def test_a_window_sent_slower_than_a_sample_period_is_reported(
     s = _capture(tmp_path, "walk", motions["x_test"][:3], 2, "--rate", "100000", env=pio_env)
     assert s["windows"] == 2
     assert any(e.startswith("overrun: sending window 0 took ") for e in s["device_errors"])
+
+
+def test_audio_clips_from_the_emulated_microphone(tmp_path: Path,
+                                                  pio_env: dict[str, str]) -> None:
+    """--audio: a real speech recording (FSDD, 8 kHz) streamed into the emulated microphone;
+    the clips are wav files equal, sample for sample, to the stream cut back to back, and
+    `tinygen dataset audio` reads the folder."""
+    import wave
+
+    from tinygen.audio.wav import microphone_feed
+
+    clip = REPO / "tests" / "data" / "audio_clips" / "fsdd_0_george_0.wav"
+    stream = np.frombuffer(microphone_feed(clip, 8000), "<i2")
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--audio", "--rate", "8000",
+                       "--clip-ms", "100", "--label", "zero", "--count", "2", "--sensor-data",
+                       str(clip), "--out", str(tmp_path / "clips"), "--project",
+                       str(tmp_path / "fw"), "--json", timeout=180, env=pio_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(proc.stdout)
+    assert s["files"] == ["zero/zero.0.wav", "zero/zero.1.wav"] and s["truncated"] == 0
+    assert s["capture"]["format"] == "s16le" and s["capture"]["window"] == 800
+    for k, rel in enumerate(s["files"]):
+        with wave.open(str(tmp_path / "clips" / rel), "rb") as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            got = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert np.array_equal(got, stream[800 * k:800 * (k + 1)])
+    proc = run_tinygen("dataset", "audio", str(tmp_path / "clips"),
+                       "--out", str(tmp_path / "clips.npz"), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["samples"] == 2

@@ -47,7 +47,7 @@ class CaptureError(TinygenError):
 class Window:
     seq: int
     samples: np.ndarray
-    """[window, channels] float32, oldest sample first."""
+    """[window, channels], oldest sample first: float32 (``f32le``) or int16 (``s16le``)."""
 
 
 @dataclass
@@ -136,8 +136,10 @@ class WindowAssembler:
         self._next += n
         if self._next < info.window:
             return None
-        samples = np.frombuffer(b"".join(self._parts), dtype="<f4").reshape(
-            info.window, len(info.channels)).astype(np.float32)
+        dtype = "<i2" if info.fmt == "s16le" else "<f4"
+        samples = np.frombuffer(b"".join(self._parts), dtype=dtype).reshape(
+            info.window, len(info.channels))
+        samples = samples.astype(np.int16 if info.fmt == "s16le" else np.float32)
         seq = self._seq
         self._seq, self._parts, self._next = None, [], 0
         self.stats.windows += 1
@@ -181,6 +183,50 @@ def preview(samples: np.ndarray, info: CaptureInfo) -> list[str]:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_clip_setup(folder: Path, rate_hz: int) -> int:
+    """Audio clips are wav files (DIR/<label>/<label>.<n>.wav, what `tinygen dataset audio`
+    reads); the ones already there must have the same rate. Returns how many there are."""
+    import wave
+
+    from .errors import InputFileError
+
+    found = sorted(folder.glob("*/*.wav")) if folder.is_dir() else []
+    for path in found:
+        try:
+            with wave.open(str(path), "rb") as w:
+                rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        except (wave.Error, EOFError, OSError) as exc:
+            raise InputFileError(f"{path}: not a readable wav ({exc})",
+                                 hint="record into another folder (--out)") from None
+        if (rate, channels, width) != (rate_hz, 1, 2):
+            raise InputFileError(
+                f"{folder} holds clips of {rate} Hz, {channels} channel(s), {8 * width}-bit "
+                f"({path.name}); the board sends {rate_hz} Hz mono 16-bit",
+                hint="record into another folder (--out)")
+    return len(found)
+
+
+def write_clip(folder: Path, label: str, samples: np.ndarray, rate_hz: int) -> Path:
+    """Append one clip as DIR/<label>/<label>.<n>.wav (the next free n)."""
+    import io
+    import wave
+
+    from .fileio import write_files_atomically
+
+    n = 0
+    while (folder / label / f"{label}.{n}.wav").exists():
+        n += 1
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate_hz)
+        w.writeframes(np.asarray(samples, "<i2").tobytes())
+    path = folder / label / f"{label}.{n}.wav"
+    write_files_atomically({path: buf.getvalue()})
+    return path
 
 
 @contextmanager
@@ -245,7 +291,9 @@ def record_windows(next_record: Callable[[float], Record | None], info: CaptureI
     """Read records until ``rec.count`` windows are written, or ``stream_done()`` and no
     frame for ``quiet_s``, or Ctrl-C; every complete window is written as it arrives."""
     meta = window_meta(info, rec.board)
-    rec.earlier = check_same_setup(rec.folder, meta)
+    audio = info.fmt == "s16le"
+    rec.earlier = (check_clip_setup(rec.folder, int(info.rate_hz)) if audio
+                   else check_same_setup(rec.folder, meta))
     assembler = WindowAssembler(info)
     rec.assembly = assembler.stats
     last = time.monotonic()
@@ -263,8 +311,10 @@ def record_windows(next_record: Callable[[float], Record | None], info: CaptureI
                 window = assembler.add(record)
                 if window is not None:
                     with _interrupt_after():
-                        path = write_window(rec.folder, rec.label, window.samples, meta,
-                                            utc_now())
+                        path = (write_clip(rec.folder, rec.label, window.samples[:, 0],
+                                           int(info.rate_hz)) if audio else
+                                write_window(rec.folder, rec.label, window.samples, meta,
+                                             utc_now()))
                         rel = path.relative_to(rec.folder).as_posix()
                         rec.files.append(rel)
                     on_window(rel, window.samples)

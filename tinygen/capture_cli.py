@@ -59,7 +59,8 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
     from .capture_firmware import wire_budget
 
     w = wire_budget(spec, board.baud)
-    _progress(f"wire: {spec.rate_hz:g} Hz x {len(spec.channels)} channels float32 = "
+    kind = "int16" if getattr(spec, "fmt", "f32le") == "s16le" else "float32"
+    _progress(f"wire: {spec.rate_hz:g} Hz x {len(spec.channels)} channels {kind} = "
               f"{w['raw_bytes_per_s']:,.0f} B/s of samples, {w['wire_bytes_per_s']:,.0f} B/s "
               f"framed (base64 + CRC lines) = {w['load']:.0%} of {board.baud} baud "
               f"({w['wire_capacity_bytes_per_s']:,.0f} B/s)")
@@ -96,6 +97,11 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
               help="With --trigger: samples kept from before the trigger.")
 @click.option("--trigger-channels", metavar="A,B", help="With --trigger: the channels summed "
               "(default ax,ay,az).")
+@click.option("--audio", is_flag=True,
+              help="Record the microphone instead: mono 16-bit clips as wav files "
+                   "(DIR/<label>/<label>.<n>.wav, what `tinygen dataset audio` reads).")
+@click.option("--clip-ms", type=click.IntRange(min=1), default=1000, show_default=True,
+              metavar="MS", help="With --audio: clip length, back to back.")
 @click.option("--sensor", "sensor_opt", metavar="NAME[:key=value,...]",
               help="An external sensor wired to the board, as for render (e.g. mpu6050 on "
                    "esp32dev; `tinygen boards --json` lists them).")
@@ -110,8 +116,8 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
             sensor_data: Path | None, spec_file: Path | None, channels: str | None,
             units: str | None, rate_hz: float | None, window: int | None,
             interval: int | None, trigger: float | None, pre: int | None,
-            trigger_channels: str | None, sensor_opt: str | None, project: Path | None,
-            render_only: bool,
+            trigger_channels: str | None, audio: bool, clip_ms: int, sensor_opt: str | None,
+            project: Path | None, render_only: bool,
             verbose: bool, as_json: bool) -> None:
     """Record labelled sensor windows from the board into a dataset folder.
 
@@ -139,9 +145,20 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
         from .boards import attach_sensor
 
         board = attach_sensor(board, sensor_opt)
-    spec = capture_spec(spec_file, rate_hz=rate_hz, window=window, interval=interval,
-                        trigger=trigger, pre=pre, trigger_channels=_names(trigger_channels),
-                        channels=_names(channels), units=_names(units))
+    if audio:
+        from .capture_firmware import clip_spec
+
+        given = [name for name, value in (("--spec", spec_file), ("--channels", channels),
+                 ("--units", units), ("--window", window), ("--interval", interval),
+                 ("--trigger", trigger)) if value is not None]
+        if given:
+            raise InputFileError(f"--audio records clips: {', '.join(given)} are IMU settings",
+                                 hint="audio takes --rate and --clip-ms")
+        spec: Any = clip_spec(board, rate_hz, clip_ms)
+    else:
+        spec = capture_spec(spec_file, rate_hz=rate_hz, window=window, interval=interval,
+                            trigger=trigger, pre=pre, trigger_channels=_names(trigger_channels),
+                            channels=_names(channels), units=_names(units))
     project = project or default_capture_dir(board)
     if render_only:
         result = render_capture(spec, board, project)
@@ -183,7 +200,9 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
 
 def _print_summary(s: dict[str, Any]) -> None:
     stop = " (Ctrl-C)" if s["interrupted"] else ""
-    click.echo(f"recorded {s['windows']} windows of '{s['label']}' into {s['folder']}{stop}; "
+    audio = s["capture"]["format"] == "s16le"
+    what = "clips" if audio else "windows"
+    click.echo(f"recorded {s['windows']} {what} of '{s['label']}' into {s['folder']}{stop}; "
                f"the folder now holds {s['earlier_windows'] + s['windows']}")
     if s["truncated"] or s["lost"] or s["bad_chunks"]:
         click.echo(f"  not kept: {s['truncated']} truncated, {s['lost']} lost windows, "
@@ -192,7 +211,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     if t:
         click.echo(f"  received {t['bytes']:,} B in {s['duration_s']:.1f} s "
                    f"({t['bytes_per_s']:,.0f} B/s, {t['windows_per_s']:.2f} windows/s)")
-    click.echo(f"  next: tinygen dataset pack {s['folder']} --out train.npz --split 0.2")
+    click.echo(f"  next: tinygen dataset audio {s['folder']} --out clips.npz" if audio else
+               f"  next: tinygen dataset pack {s['folder']} --out train.npz --split 0.2")
 
 
 def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int, out: Path,
@@ -239,8 +259,17 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
     from .model.samples import load_sensor_stream
     from .protocol import Decoder
 
-    samples = load_sensor_stream(sensor_data)
-    if samples.shape[1] != len(spec.channels):
+    if spec.sensor == "mic":
+        from .audio.wav import microphone_feed
+
+        if sensor_data.suffix.lower() != ".wav":
+            raise InputFileError(f"--sensor-data {sensor_data.name}: audio capture streams a "
+                                 ".wav into the emulated microphone")
+        feed_bytes = microphone_feed(sensor_data, int(spec.rate_hz))
+    else:
+        samples = load_sensor_stream(sensor_data)
+        feed_bytes = np.ascontiguousarray(samples, "<f4").tobytes()
+    if spec.sensor != "mic" and samples.shape[1] != len(spec.channels):
         raise InputFileError(f"--sensor-data {sensor_data.name} has {samples.shape[1]} channels, "
                              f"the capture records {len(spec.channels)} "
                              f"({' '.join(spec.channels)})",
@@ -258,7 +287,7 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
                     alive=lambda: None if emu.alive() else f"QEMU {emu.exit_description()}")
         hello = handshake(link, None, None, mode="capture")
         info = check_capture_hello(hello, link.name)
-        feeder = stream_sensor(emu, np.ascontiguousarray(samples, "<f4").tobytes())
+        feeder = stream_sensor(emu, feed_bytes)
         return _session(link, info, spec, board, label, count, out, as_json, counting,
                         stream_done=lambda: not feeder.is_alive())
 

@@ -15,13 +15,15 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from . import __version__
 from .boards import Board
-from .errors import InputFileError
+from .errors import BoardError, InputFileError
 from .frontend.spec import InputSpec, load_input_spec, parse_input_spec
 from .render import (
     COMMON_TREE,
@@ -118,17 +120,61 @@ def capture_spec(spec_file: Path | None = None, *, rate_hz: float | None = None,
     return dataclasses.replace(spec, units=full_units)
 
 
-def chunk_samples(channels: int) -> int:
+@dataclass(frozen=True)
+class ClipSpec:
+    """Audio capture: clips of ``window`` samples, mono 16-bit PCM at ``rate_hz``, back to
+    back (``stride == window``). The attribute names are the input spec's."""
+
+    rate_hz: float
+    window: int
+    sensor: str = "mic"
+    channels: tuple[str, ...] = ("audio",)
+    units: dict[str, str] = dataclass_field(default_factory=lambda: {"audio": "pcm16"})
+    trigger: None = None
+    fmt: str = "s16le"
+
+    @property
+    def stride(self) -> int:
+        return self.window
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sensor": self.sensor, "rate_hz": self.rate_hz, "channels": list(self.channels),
+                "units": dict(self.units), "window": self.window, "stride": self.stride}
+
+
+def clip_spec(board: Board, rate_hz: float | None, clip_ms: int) -> ClipSpec:
+    """Audio capture settings; the rate defaults to the board microphone's (16 kHz)."""
+    mics = [s for s in board.sensors if s.get("kind") == "mic"]
+    mic_rate = mics[0].get("rate_hz") if mics else None
+    rate = rate_hz or mic_rate or 16000
+    if mic_rate and rate != mic_rate:
+        raise InputFileError(f"{board.name}'s {mics[0].get('part')} records at {mic_rate} Hz, "
+                             f"not {rate:g}", hint=f"--rate {mic_rate} (or leave it out)")
+    if rate != int(rate) or not 1000 <= rate <= 48000:
+        raise InputFileError(f"--rate {rate:g}: audio is captured at 1000-48000 whole Hz")
+    window = int(rate) * clip_ms // 1000
+    if not 0 < window <= 48000:
+        raise InputFileError(f"--clip-ms {clip_ms}: clips of 1 sample to 1 s of audio "
+                             f"({window} samples at {rate:g} Hz)",
+                             hint="the board holds the whole clip in RAM while it sends it")
+    return ClipSpec(rate_hz=float(int(rate)), window=window)
+
+
+def _value_bytes(spec: Any) -> int:
+    return 2 if getattr(spec, "fmt", FORMAT) == "s16le" else 4
+
+
+def chunk_samples(channels: int, value_bytes: int = 4) -> int:
     """Samples per ``win`` frame: as many as fit CHUNK_BYTES_MAX (at least one)."""
-    return max(1, CHUNK_BYTES_MAX // (4 * channels))
+    return max(1, CHUNK_BYTES_MAX // (value_bytes * channels))
 
 
-def hello_keys(spec: InputSpec) -> str:
+def hello_keys(spec: InputSpec | ClipSpec) -> str:
     """The capture keys the firmware adds to its hello (docs/protocol.md)."""
     keys = [f"rate={_float_text(spec.rate_hz).removesuffix('.0')}",
             "channels=" + ",".join(spec.channels),
             "units=" + ",".join(spec.units[c] for c in spec.channels),
-            f"window={spec.window}", f"fmt={FORMAT}"]
+            f"window={spec.window}", f"fmt={getattr(spec, 'fmt', FORMAT)}"]
     if spec.trigger:
         keys += [f"trigger={_float_text(spec.trigger['threshold'])}",
                  f"pre={spec.trigger['pre']}", "tch=" + ",".join(spec.trigger["channels"])]
@@ -137,37 +183,73 @@ def hello_keys(spec: InputSpec) -> str:
     return " ".join(keys)
 
 
-def wire_budget(spec: InputSpec, baud: int) -> dict[str, Any]:
+def wire_budget(spec: InputSpec | ClipSpec, baud: int) -> dict[str, Any]:
     """Bytes per second the capture stream needs on the wire against what the UART carries
     (8N1: 10 bits per byte). Fixed-interval windows send every sample once per stride
     (window / stride times); triggered windows only when triggered (the figure is for one
     window right after another)."""
-    channels = len(spec.channels)
-    chunk = chunk_samples(channels)
+    channels, value = len(spec.channels), _value_bytes(spec)
+    chunk = chunk_samples(channels, value)
     frames = math.ceil(spec.window / chunk)
     header = len("@tg1 win 4294967295 ") + 2 * len(str(spec.window)) + 2 + len("*XXXX\n")
-    line_bytes = sum(header + 4 * math.ceil(min(chunk, spec.window - o) * 4 * channels / 3)
+    line_bytes = sum(header + 4 * math.ceil(min(chunk, spec.window - o) * value * channels / 3)
                      for o in range(0, spec.window, chunk))
     per_s = spec.rate_hz / (spec.stride if not spec.trigger else spec.window)
     need = line_bytes * per_s
     capacity = baud / 10
-    return {"raw_bytes_per_s": round(4 * channels * spec.rate_hz * spec.window
+    return {"raw_bytes_per_s": round(value * channels * spec.rate_hz * spec.window
                                      / (spec.stride if not spec.trigger else spec.window), 1),
             "wire_bytes_per_s": round(need, 1), "wire_capacity_bytes_per_s": capacity,
             "load": round(need / capacity, 4), "frames_per_window": frames,
             "bytes_per_window": line_bytes, "samples_per_frame": chunk, "baud": baud}
 
 
-def _project_files(spec: InputSpec, board: Board) -> tuple[dict[str, bytes], dict[str, Any]]:
+AUDIO_TREE = "capture-audio"
+AUDIO_RING_MS = 500
+"""Microphone ring of audio capture: what may arrive while a clip is being sent."""
+
+
+def _mic_plan(spec: ClipSpec, board: Board) -> dict[str, Any]:
+    """The board's microphone glue for audio capture (as sensor mode's audio_plan)."""
+    mics = [s for s in board.sensors if s.get("kind") == "mic"]
+    have = ", ".join(f"{s.get('kind')} ({s.get('part', '?')})" for s in board.sensors) or "none"
+    if not mics or not mics[0].get("glue"):
+        what = "no microphone" if not mics else f"no glue for its {mics[0].get('part')} yet"
+        raise BoardError(f"{board.name} has {what} to capture audio from (its sensors: {have})",
+                         hint="boards with microphone glue: nano33ble_sense_rev2, qemu-m4, "
+                              "esp32dev with --sensor inmp441")
+    mic = mics[0]
+    rate = int(spec.rate_hz)
+    ring = rate * AUDIO_RING_MS // 1000
+    return {"sensor": "mic", "part": mic.get("part"), "glue": mic.get("glue"),
+            "chip": mic.get("chip"), "pins": mic.get("options", mic.get("pins", {})),
+            "sample_rate_hz": rate, "ring_ms": AUDIO_RING_MS,
+            "listen": {"ring_samples": ring}, "rate_hz": rate, "channels": ["audio"],
+            "window": spec.window, "stride": spec.window, "trigger": None}
+
+
+def _project_files(spec: InputSpec | ClipSpec, board: Board
+                   ) -> tuple[dict[str, bytes], dict[str, Any]]:
     import jinja2
 
     board = dataclasses.replace(board, engine="none")  # no model: no engine, no TFLM library
-    shim = SimpleNamespace(input_spec=spec.to_json(), tflite_path=Path("the capture spec"))
-    sensor = sensor_plan(shim, board)  # type: ignore[arg-type]  # the board's IMU, checked
-    chunk = chunk_samples(len(spec.channels))
-    capture = {"chunk": chunk, "chunk_bytes": chunk * 4 * len(spec.channels),
-               "chunk_line": 32 + 4 * math.ceil(chunk * 4 * len(spec.channels) / 3),
-               "hello": hello_keys(spec)}
+    audio = isinstance(spec, ClipSpec)
+    if isinstance(spec, ClipSpec):
+        sensor = _mic_plan(spec, board)
+        trees: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+            (COMMON_TREE, COMMON_FILES), ("input-audio", ("src/tinygen_sensor.h",)),
+            (board.template, None), (CAPTURE_TREE, ("src/tinygen_config.h.jinja",)),
+            (AUDIO_TREE, None))
+    else:
+        shim = SimpleNamespace(input_spec=spec.to_json(), tflite_path=Path("the capture spec"))
+        sensor = sensor_plan(shim, board)  # type: ignore[arg-type]  # the board's IMU, checked
+        trees = ((COMMON_TREE, COMMON_FILES), ("input-imu", IMU_FILES), (board.template, None),
+                 (CAPTURE_TREE, None))
+    value = _value_bytes(spec)
+    chunk = chunk_samples(len(spec.channels), value)
+    capture = {"chunk": chunk, "chunk_bytes": chunk * value * len(spec.channels),
+               "chunk_line": 32 + 4 * math.ceil(chunk * value * len(spec.channels) / 3),
+               "hello": hello_keys(spec), "clip": spec.window if audio else None}
     pio = dict(board.platformio)
     platform_files: dict[str, bytes] = {}
     if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
@@ -178,8 +260,7 @@ def _project_files(spec: InputSpec, board: Board) -> tuple[dict[str, bytes], dic
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
     files: dict[str, bytes] = {}
-    for tree, only in ((COMMON_TREE, COMMON_FILES), ("input-imu", IMU_FILES),
-                       (board.template, None), (CAPTURE_TREE, None)):
+    for tree, only in trees:
         for rel, res in _template_files(tree):
             if only is not None and rel not in only:
                 continue
@@ -200,8 +281,8 @@ def _project_files(spec: InputSpec, board: Board) -> tuple[dict[str, bytes], dic
         "usb_ids": [[f"0x{v:04x}", f"0x{p:04x}"] for v, p in board.usb_ids],
         "platformio": {"env": pio["env"], "platform": pio["platform"], "board": pio["board"]},
         "engine": "none", "template": board.template, "tflm_library": None, "mode": "capture",
-        "capture": {**spec.to_json(), "format": FORMAT, "samples_per_frame": chunk,
-                    "hello": capture["hello"]},
+        "capture": {**spec.to_json(), "format": getattr(spec, "fmt", FORMAT),
+                    "samples_per_frame": chunk, "hello": capture["hello"]},
         "sensor": {"sensor": spec.sensor, "part": sensor.get("part"),
                    "rate_hz": spec.rate_hz, "channels": list(spec.channels),
                    "window": spec.window, "stride": spec.stride, "trigger": spec.trigger},
@@ -220,7 +301,7 @@ def default_capture_dir(board: Board) -> Path:
     return Path("firmware_out") / f"{board.name}-capture"
 
 
-def render_capture(spec: InputSpec, board: Board, out_dir: Path) -> RenderResult:
+def render_capture(spec: InputSpec | ClipSpec, board: Board, out_dir: Path) -> RenderResult:
     """Write the capture project (only what changed; checks happen before any write)."""
     files, manifest = _project_files(spec, board)
     result = write_project(files, out_dir)

@@ -544,8 +544,8 @@ def _parse_window(rest: bytes) -> WindowChunk:
     return WindowChunk(seq, offset, total, data)
 
 
-CAPTURE_FORMATS = {"f32le": 4}
-"""Sample formats of ``win`` frames: bytes per value."""
+CAPTURE_FORMATS = {"f32le": 4, "s16le": 2}
+"""Sample formats of ``win`` frames: bytes per value (IEEE float32; signed 16-bit PCM)."""
 
 
 @dataclass(frozen=True)
