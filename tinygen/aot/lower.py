@@ -60,6 +60,22 @@ def _bias(graph: Graph, op: Op, call: Call, name: str) -> str:
     return "0"
 
 
+def _fold_input_offset(graph: Graph, op: Op, call: Call, name: str, rows: int,
+                       in_offset: int) -> str | None:
+    """The bias with the input's zero point folded in (bias + in_offset * the filter's row
+    sum, one row per output channel), as a new constant array; None when it would leave
+    int32. The kernel then sums plain products, with TFLM's exact integer result."""
+    filt = np.asarray(graph.const(op.inputs[1]), dtype=np.int64).reshape(rows, -1)
+    bias = np.zeros(rows, dtype=np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = np.asarray(graph.const(op.inputs[2]), dtype=np.int64).ravel()
+    folded = bias + in_offset * filt.sum(axis=1)
+    if np.abs(folded).max(initial=0) >= 2**31 - 2**24:
+        return None
+    call.arrays[f"{name}_fbias"] = ("int32_t", [int(v) for v in folded])
+    return f"{name}_fbias"
+
+
 def _conv(graph: Graph, op: Op, name: str, depthwise: bool) -> Call:
     inp, filt, out = op.inputs[0], op.inputs[1], op.outputs[0]
     b, ih, iw, ic = _nhwc(_shape(graph, inp))
@@ -87,7 +103,14 @@ def _conv(graph: Graph, op: Op, name: str, depthwise: bool) -> Call:
         "in_offset": -zp_in, "out_offset": zp_out, "act_min": act_min, "act_max": act_max,
         "multiplier": f"{name}_mult", "shift": f"{name}_shift",
     }
-    call.args = [f"t{inp}", f"{name}_filter", _bias(graph, op, call, name), f"t{out}"]
+    bias = None
+    unpadded = all((o_n - 1) * st + (f_n - 1) * dl < i_n for o_n, st, f_n, dl, i_n in (
+        (oh, o["stride_h"], fh, o["dilation_h"], ih), (ow, o["stride_w"], fw, o["dilation_w"], iw)))
+    if not depthwise and unpadded and call.params["pad_h"] == call.params["pad_w"] == 0:
+        bias = _fold_input_offset(graph, op, call, name, oc, -zp_in)  # every tap is inside
+        if bias is not None:
+            call.params["in_offset"] = 0
+    call.args = [f"t{inp}", f"{name}_filter", bias or _bias(graph, op, call, name), f"t{out}"]
     return call
 
 
@@ -115,7 +138,12 @@ def _fully_connected(graph: Graph, op: Op, name: str) -> Call:
         "per_channel": int(len(fq.scale) > 1),
         "multiplier": f"{name}_mult", "shift": f"{name}_shift",
     }
-    call.args = [f"t{inp}", f"{name}_filter", _bias(graph, op, call, name), f"t{out}"]
+    bias = None
+    if call.params["filter_offset"] == 0:
+        bias = _fold_input_offset(graph, op, call, name, out_depth, -zp_in)
+        if bias is not None:
+            call.params["in_offset"] = 0
+    call.args = [f"t{inp}", f"{name}_filter", bias or _bias(graph, op, call, name), f"t{out}"]
     return call
 
 
