@@ -334,3 +334,50 @@ def test_a_board_running_other_firmware_gets_the_capture_firmware(tmp_path: Path
            "firmware" in proc.stderr
     assert json.loads((tmp_path / "fw" / "tinygen.json").read_text())["mode"] == "capture"
     assert not (tmp_path / "data").exists()
+
+
+def _arduino_core() -> tuple[Path, list[Path]] | None:
+    """ArduinoCore-mbed (TINYGEN_ARDUINO_CORE: the core with ArduinoCore-API as
+    cores/arduino/api) and the IMU libraries' src folders (TINYGEN_ARDUINO_LIBS, separated
+    by ':'), as docs/sensors.md describes; None when not given."""
+    import os
+
+    core, libs = os.environ.get("TINYGEN_ARDUINO_CORE"), os.environ.get("TINYGEN_ARDUINO_LIBS")
+    if not core or not libs or shutil.which("arm-none-eabi-g++") is None:
+        return None
+    return Path(core), [Path(p) for p in libs.split(":") if p]
+
+
+@pytest.mark.skipif(_arduino_core() is None,
+                    reason="needs TINYGEN_ARDUINO_CORE and TINYGEN_ARDUINO_LIBS (ArduinoCore-mbed "
+                           "3.5.4 and the IMU libraries, docs/sensors.md) and arm-none-eabi-g++")
+@pytest.mark.parametrize("board,audio", [("nano33ble", False), ("nano33ble_sense_rev2", False),
+                                         ("nano33ble_sense_rev2", True)])
+def test_capture_firmware_compiles_against_the_arduino_core(tmp_path: Path, board: str,
+                                                            audio: bool) -> None:
+    """The whole rendered capture project's C++ (board glue included) against the real core
+    and libraries, warnings as errors, as the Nano's build compiles it (not linked)."""
+    found = _arduino_core()
+    assert found is not None
+    core, libs = found
+    variant = core / "variants" / "ARDUINO_NANO33BLE"
+    proc = run_tinygen("capture", "--board", board, "--render-only", "--project",
+                       str(tmp_path / "p"), *(["--audio"] if audio else []))
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "p" / "src"
+    flags = ["-c", "-Wall", "-Wextra", "-Werror", "-Os", "-nostdlib", f"@{variant}/defines.txt",
+             f"@{variant}/cxxflags.txt", "-DARDUINO_ARCH_NRF52840", "-mcpu=cortex-m4",
+             "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16", "-DARDUINO=10607",
+             "-DARDUINO_ARDUINO_NANO33BLE", "-DARDUINO_ARCH_MBED", f"-I{src}",
+             *[f"-I{lib}" for lib in libs], f"-I{core}/libraries/Wire",
+             f"-I{core}/libraries/PDM/src", f"-I{core}/cores/arduino", f"-I{variant}",
+             f"-I{core}/cores/arduino/api/deprecated",
+             f"-I{core}/cores/arduino/api/deprecated-avr-comp",
+             f"-iprefix{core}/cores/arduino", f"@{variant}/includes.txt"]
+    sources = sorted(p for p in src.glob("*.cpp"))
+    assert src / "main.cpp" in sources
+    for source in sources:
+        done = subprocess.run(["arm-none-eabi-g++", *flags, str(source), "-o",
+                               str(tmp_path / (source.name + ".o"))],
+                              capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert done.returncode == 0, f"{source.name}: {done.stderr[-3000:]}"
