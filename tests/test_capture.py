@@ -233,9 +233,12 @@ def test_render_only_and_bad_input(tmp_path: Path) -> None:
                        "--project", str(tmp_path / "mpu"))  # an external IMU, as for render
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "mpu" / "src" / "tinygen_imu_mpu6050.cpp").is_file()
+    proc = run_tinygen("capture", "--board", "nano33ble", "--render-only", "--window", "10000",
+                       "--project", str(tmp_path / "big"))
+    assert_user_error(proc, "capture buffers of 360,000 B do not fit nano33ble (212,992 B")
     proc = run_tinygen("capture", "--board", "nano33ble", "--label", "a b")
     assert_user_error(proc, "label 'a b' is not a valid name")
-    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+    assert not any((tmp_path / d).exists() for d in ("d", "e", "big"))
 
 
 def test_audio_capture_settings_and_folder(tmp_path: Path) -> None:

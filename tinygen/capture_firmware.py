@@ -41,6 +41,8 @@ from .render import (
 )
 
 CAPTURE_TREE = "capture-imu"
+AUDIO_RING_MS = 500
+"""Microphone ring of audio capture: what may arrive while a clip is being sent."""
 FORMAT = "f32le"
 CHUNK_BYTES_MAX = 384
 """Raw bytes per ``win`` frame at most (512 base64 characters, ~550 B lines)."""
@@ -204,9 +206,15 @@ def wire_budget(spec: InputSpec | ClipSpec, baud: int) -> dict[str, Any]:
             "bytes_per_window": line_bytes, "samples_per_frame": chunk, "baud": baud}
 
 
+def capture_ram_bytes(spec: InputSpec | ClipSpec) -> int:
+    """The capture firmware's buffers: IMU - the window's floats plus the front-end's int8
+    ring and window; audio - the clip and the microphone ring (int16)."""
+    if isinstance(spec, ClipSpec):
+        return 2 * spec.window + 2 * (int(spec.rate_hz) * AUDIO_RING_MS // 1000)
+    return spec.window * len(spec.channels) * (4 + 1 + 1)
+
+
 AUDIO_TREE = "capture-audio"
-AUDIO_RING_MS = 500
-"""Microphone ring of audio capture: what may arrive while a clip is being sent."""
 
 
 def _mic_plan(spec: ClipSpec, board: Board) -> dict[str, Any]:
@@ -245,6 +253,13 @@ def _project_files(spec: InputSpec | ClipSpec, board: Board
         sensor = sensor_plan(shim, board)  # type: ignore[arg-type]  # the board's IMU, checked
         trees = ((COMMON_TREE, COMMON_FILES), ("input-imu", IMU_FILES), (board.template, None),
                  (CAPTURE_TREE, None))
+    need = capture_ram_bytes(spec)
+    room = board.ram_bytes - board.reserved_ram_bytes
+    if need > room:
+        raise BoardError(f"capture buffers of {need:,} B do not fit {board.name} ({room:,} B "
+                         f"free for them: RAM {board.ram_bytes:,} B - "
+                         f"{board.reserved_ram_bytes:,} B framework)",
+                         hint="shorter windows (--window, --clip-ms) or fewer channels")
     value = _value_bytes(spec)
     chunk = chunk_samples(len(spec.channels), value)
     capture = {"chunk": chunk, "chunk_bytes": chunk * value * len(spec.channels),
