@@ -220,6 +220,19 @@ def test_render_only_and_bad_input(tmp_path: Path) -> None:
     main = (tmp_path / "p" / "src" / "main.cpp").read_text()
     assert "IMU.readAcceleration" in main and "tinygen::sensor_poll();" in main
     assert not (tmp_path / "p" / "src" / "tinygen_app.cpp").exists()
+    from tinygen.build import template_origin  # compiler errors name the capture templates
+
+    assert [template_origin(m, f"src/{name}") for name in ("tinygen_capture.cpp",
+                                                           "tinygen_config.h", "main.cpp")] == [
+        "templates/capture-imu/src/tinygen_capture.cpp",
+        "templates/capture-imu/src/tinygen_config.h.jinja",
+        "templates/tflm-arduino/src/main.cpp.jinja"]
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--render-only", "--project",
+                       str(tmp_path / "q"))
+    assert proc.returncode == 0, proc.stderr
+    np.savez(tmp_path / "x.npz", x=np.zeros((200, 6), np.float32))
+    proc = run_tinygen("emulate", str(tmp_path / "q"), "--sensor-data", str(tmp_path / "x.npz"))
+    assert_user_error(proc, "is capture firmware", "tinygen capture --board qemu-m4")
     proc = run_tinygen("capture", "--board", "qemu-m4", "--label", "walk",
                        "--out", str(tmp_path / "d"))
     assert_user_error(proc, "needs --sensor-data")

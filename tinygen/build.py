@@ -94,6 +94,10 @@ def template_origin(project_manifest: dict[str, Any], rel: str) -> str | None:
     sensor = project_manifest.get("sensor") or {}
     trees = template_trees(project_manifest.get("engine", "tflm"),
                            project_manifest.get("template", ""), sensor.get("sensor"))
+    if project_manifest.get("mode") == "capture":  # capture firmware: its trees come first
+        from .capture_firmware import AUDIO_TREE, CAPTURE_TREE
+
+        trees = (AUDIO_TREE, CAPTURE_TREE, *trees, "input-imu", "input-audio")
     for tree in trees:
         for name in (rel, rel + ".jinja"):
             if tree and root.joinpath(tree).joinpath(name).is_file():

@@ -331,6 +331,11 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}",
                              hint=f"render it for {board.name}: tinygen render --board "
                                   f"{board.name} MODEL")
+        if pm.get("mode") == "capture":
+            raise BoardError(f"{project} is capture firmware: it streams raw sensor windows "
+                             "and runs no model",
+                             hint=f"record with it: tinygen capture --board {board.name} "
+                                  "--label NAME --sensor-data FILE")
         if pm.get("engine", board.engine) != board.engine:
             raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
                              f"{board.engine}", hint="pass the model to render it again")
