@@ -363,11 +363,12 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
 def stream_sensor(emulator: Emulator, samples: bytes) -> threading.Thread:
     """Send recorded sensor samples (little-endian float32) into the emulated sensor, in a
     background thread (QEMU takes them as fast as the firmware reads its UART)."""
-    assert emulator.sensor_port is not None, "Emulator(..., sensor=True)"
+    port = emulator.sensor_port
+    assert port is not None, "Emulator(..., sensor=True)"
 
     def send() -> None:
         try:
-            with socket.create_connection(("127.0.0.1", emulator.sensor_port), timeout=10) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                 s.sendall(samples)
         except OSError:
             pass  # QEMU went away: the main loop reports it
