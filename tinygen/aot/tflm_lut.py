@@ -107,9 +107,16 @@ def solve_table(sigmoid_out: np.ndarray, tanh_out: np.ndarray) -> list[int]:
 @functools.cache
 def sigmoid_table() -> tuple[int, ...]:
     """TFLM's table, measured by running its int16 LOGISTIC and TANH (about 1 s, once)."""
-    from tflite_micro.python.tflite_micro import runtime
+    try:
+        from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(_model(), arena_size=1 << 20)
-    interp.set_input(np.arange(-(1 << 15), 1 << 15, dtype=np.int64).astype(np.int16), 0)
-    interp.invoke()
-    return tuple(solve_table(interp.get_output(0), interp.get_output(1)))
+        interp = runtime.Interpreter.from_bytes(_model(), arena_size=1 << 20)
+        interp.set_input(np.arange(-(1 << 15), 1 << 15, dtype=np.int64).astype(np.int16), 0)
+        interp.invoke()
+        outputs = interp.get_output(0), interp.get_output(1)
+    except (ImportError, RuntimeError, ValueError) as exc:
+        raise UnsupportedModelError(
+            f"UNIDIRECTIONAL_SEQUENCE_LSTM needs TFLM's int16 sigmoid table, measured with the "
+            f"tflite-micro interpreter, which failed: {exc}",
+            hint="install tinygen's dependencies (tflite-micro), or use `--engine tflm`") from exc
+    return tuple(solve_table(*outputs))
