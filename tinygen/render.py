@@ -83,6 +83,7 @@ class ModelSpec:
     input_kind: str | None = None
     sample_rate_hz: float | None = None
     arena_override: int | None = None  # --arena BYTES: configured instead of measure + margin
+    arena_report: dict[str, Any] | None = None  # the 64-bit measure (analyze's "arena")
     input_spec: dict[str, Any] | None = None  # convert's input spec (sensor, window, ...)
     audio_frontend: dict[str, Any] | None = None  # a keyword model's front-end (docs/audio.md)
 
@@ -117,7 +118,8 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
     n_classes = math.prod(model.output_tensors()[0].shape)
     if meta is not None and labels is None:
         label_list = list(meta["labels"])
-        arena = meta["arena"]["bytes"] if meta.get("arena") else None
+        arena_report = meta.get("arena")
+        arena = arena_report["bytes"] if arena_report else None
         source = meta["source"]["file"]
         kind, rate = meta.get("input_kind"), meta.get("sample_rate_hz")
         input_spec = meta.get("input_spec")
@@ -126,11 +128,13 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
         input_spec = audio_frontend = None
         label_list, _ = parse_labels(labels, tflite_path, n_classes)
         arena, source, kind, rate = None, tflite_path.name, None, None
+        arena_report = None
     if arena is None and not measure_arena:
         arena = 0
     elif arena is None:
         require_tflm_ops(model, tflite_path.name)
-        arena = analyze(tflite_path, parsed=(data, model))["arena"]["bytes"]
+        arena_report = analyze(tflite_path, parsed=(data, model))["arena"]
+        arena = arena_report["bytes"]
     inp, out = model.input_tensors()[0], model.output_tensors()[0]
     return ModelSpec(
         tflite_path=tflite_path, data=data, sha256=sha, source_file=source, labels=label_list,
@@ -138,7 +142,8 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
         input_zero_point=inp.quantization.zero_point[0], output_count=n_classes,
         output_scale=out.quantization.scale[0], output_zero_point=out.quantization.zero_point[0],
         ops=[{"name": c.name, "version": c.version} for c in model.used_ops()],
-        arena_measured=int(arena), input_kind=kind, sample_rate_hz=rate,
+        arena_measured=int(arena), arena_report=arena_report, input_kind=kind,
+        sample_rate_hz=rate,
         input_spec=input_spec, audio_frontend=audio_frontend,
     )
 
@@ -167,11 +172,24 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
 
 
 def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
-    """The tensor arena to configure: the measured need + ARENA_MARGIN_FRACTION, or the
-    user's ``--arena`` (rounded up to ARENA_ALIGN)."""
+    """The tensor arena to configure: the 32-bit need where the TFLM build is the one the
+    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm), else
+    the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena`` (rounded up
+    to ARENA_ALIGN)."""
+    from .model.arena32 import arena32
+
+    tree = board.tflm.get("tree") or {}
+    need32 = arena32(spec.arena_report) if spec.arena_report and spec.arena_override is None \
+        and tree.get("kernels") == "reference" else None
     if spec.arena_override is not None:
         size = -(-spec.arena_override // ARENA_ALIGN) * ARENA_ALIGN
         rule = f"set with --arena {spec.arena_override}"
+    elif need32 is not None:
+        plan = {"measured": need32, "margin": 0, "bytes": need32, "measured_64bit":
+                spec.arena_measured, "placement": board.arena_placement, "psram": False,
+                "margin_rule": "32-bit need computed from the 64-bit recording, calibrated on "
+                               "the emulated Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"}
+        return plan
     else:
         size = configured_arena(spec.arena_measured)
         rule = (f"{round(ARENA_MARGIN_FRACTION * 100)}% of the measure, rounded up to "

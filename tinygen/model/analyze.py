@@ -80,6 +80,8 @@ def analyze(path: Path, measure: bool = True,
             "recorded_bytes": arena.recorded,
             "head_bytes": arena.head,
             "tail_bytes": arena.tail,
+            "breakdown": [{"type": name, "bytes": used, "requested": req, "count": count}
+                          for name, used, req, count in arena.breakdown],
             "measured_by": f"tflite-micro {arena.tflm_version} (64-bit host): smallest arena "
                            f"that allocates and invokes; recording allocator total",
             "minimal": arena.exact,

@@ -44,6 +44,10 @@ SEARCH_BUDGET_S = 60.0
 VERIFY_BUDGET_S = 30.0
 PROGRESS_EVERY_S = 3.0
 _ALLOC = re.compile(r"\[RecordingMicroAllocator\] Arena allocation (total|head|tail) (\d+) bytes")
+# The recording's per-type lines: "'TfLiteEvalTensor data' used 240 bytes with alignment
+# overhead (requested 240 bytes for 10 allocations)" -> (type, used, requested, count).
+_BY_TYPE = re.compile(r"\[RecordingMicroAllocator\] '([^']+)' used (\d+) bytes with alignment "
+                      r"overhead \(requested (\d+) bytes for (\d+) ")
 PROBE_TIMEOUT_S = 180  # the whole child: loading + search + verification, hard limit
 ARENA_ALIGN = 16
 MAX_PROBE_ARENA = 64 << 20
@@ -59,6 +63,9 @@ class ArenaMeasure:
     exact: bool = True  # False: the search budget ran out; total works but may not be minimal
     trials: int = 0  # allocate+invoke trials the search ran
     outcomes: tuple[tuple[str, int], ...] = ()  # ("ok"|"fail"|"crash"|"hang", count)
+    # The recording's tail by type: (type, bytes used, bytes requested, allocations), e.g.
+    # ("TfLiteEvalTensor data", 240, 240, 10); what tinygen/model/arena32.py converts.
+    breakdown: tuple[tuple[str, int, int, int], ...] = ()
 
 
 def _flush_c_stdio() -> None:
@@ -224,7 +231,9 @@ def _child(path: str) -> int:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         arena = max(len(data) * 10, 4 << 20)
         interp = runtime.Interpreter.from_bytes(data, arena_size=arena)
-        found = {k: int(v) for k, v in _ALLOC.findall(_print_allocations(interp))}
+        printed = _print_allocations(interp)
+        found = {k: int(v) for k, v in _ALLOC.findall(printed)}
+        breakdown = [[name, int(u), int(r), int(n)] for name, u, r, n in _BY_TYPE.findall(printed)]
         if "total" not in found:
             raise RuntimeError("the interpreter printed no arena figures")
         budget = float(os.environ.get("TINYGEN_PROBE_BUDGET_S", SEARCH_BUDGET_S))
@@ -234,7 +243,8 @@ def _child(path: str) -> int:
 
         trials = _Trials(runtime, data, budget, emit=emit)
         minimum, exact = _minimum_arena(trials, found["total"])
-        result = {"ok": True, **found, "minimum": minimum, "exact": exact,
+        result = {"ok": True, **found, "breakdown": breakdown, "minimum": minimum,
+                  "exact": exact,
                   "outcomes": dict(sorted(trials.outcomes.items()))}
         try:
             from importlib.metadata import version
@@ -332,7 +342,9 @@ def measure_arena(model: Path | bytes, name: str | None = None,
                         tflm_version=str(result["tflm_version"]),
                         exact=bool(result.get("exact", True)),
                         trials=sum(result.get("outcomes", {}).values()),
-                        outcomes=tuple(sorted(result.get("outcomes", {}).items())))
+                        outcomes=tuple(sorted(result.get("outcomes", {}).items())),
+                        breakdown=tuple((str(b[0]), int(b[1]), int(b[2]), int(b[3]))
+                                        for b in result.get("breakdown", [])))
 
 
 if __name__ == "__main__":

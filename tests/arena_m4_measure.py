@@ -1,0 +1,210 @@
+"""Measure TFLM's tensor arena on the emulated Cortex-M4 and calibrate tinygen's 32-bit rule.
+
+For each model: the 64-bit measure of the `tflite-micro` Python interpreter (recording total,
+per-type breakdown, smallest working size: tinygen/model/tflm_probe.py), and on the M4 (the
+qemu-m4 TFLM firmware linked with a tflite-micro tree built for cortex-m4+fp, in QEMU):
+`arena_used_bytes()` from the hello, and the smallest arena (16 B steps) with which
+AllocateTensors succeeds. One firmware per model: its glue (patched here, in the measuring
+copy only) reads the arena size to use from the UART at boot, so each trial is one QEMU
+boot, not one build. A crash (hard fault) or hang counts as "does not fit".
+
+    TINYGEN_TFLM_M4_DIR=/path/to/tflite-micro/gen/cortex_m_generic_cortex-m4+fp_default_gcc \\
+        python3 tests/arena_m4_measure.py [--zoo DIR] [--write]
+
+--zoo DIR adds the model zoo's int8 models (DIR/<arch>_int8.tflite, made with tests/zoo.py's
+train_and_save + convert); --write stores the measurements and the calibrated constants in
+tinygen/data/arena_m4.json. Prints the table of docs/verify-tflm.md ("32-bit arena").
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+REPO_MODELS = {
+    "hello_world": DATA / "tflm" / "hello_world_int8.tflite",
+    "micro_speech": DATA / "tflm" / "micro_speech_quantized.tflite",
+    "person_detect": DATA / "person_detect" / "person_detect.tflite",
+    "keyword_scrambled": DATA / "svdf" / "keyword_scrambled_int8io.tflite",
+}
+ZOO = ("mlp", "conv1d_gap", "conv1d_gmp_norm", "lstm", "gru", "dscnn", "mobilenet", "residual")
+BOOT = "  tinygen::app_begin(io, g_arena, sizeof(g_arena));"
+BOOT_WITH_SIZE = """  size_t limit = 0;  // measuring copy: the arena size comes from the UART, one line
+  for (;;) {
+    char c;
+    if (!read_serial(&c)) continue;
+    if (c >= '0' && c <= '9') limit = limit * 10 + static_cast<size_t>(c - '0');
+    if (c == '\\n') break;
+  }
+  if (limit == 0 || limit > sizeof(g_arena)) limit = sizeof(g_arena);
+  tinygen::app_begin(io, g_arena, limit);"""
+TRIAL_TIMEOUT_S = 20.0
+
+
+def gesture_model(work: Path) -> Path:
+    """The bundled example converted as the README does (its calibration samples)."""
+    from tinygen.model.convert import ConvertOptions, convert
+
+    out = work / "gesture_int8.tflite"
+    gesture = REPO / "examples" / "gesture"
+    convert(gesture / "model.h5", ConvertOptions(calib=str(gesture / "model.calib.npz"),
+                                                 out=out), progress=lambda _m: None)
+    return out
+
+
+def big_arena(need64: int) -> int:
+    """A size every model allocates with: the 64-bit need + 25 % + 1 KiB, in 16 B steps (as
+    render configures arenas: an odd size moves the tail's alignment, and used= with it)."""
+    return -(-(need64 + need64 // 4 + 1024) // 16) * 16
+
+
+def host_measure(tflite: Path) -> dict[str, Any]:
+    from tinygen.model.analyze import analyze
+
+    arena = analyze(tflite)["arena"]
+    return {k: arena[k] for k in ("bytes", "recorded_bytes", "head_bytes", "tail_bytes",
+                                  "breakdown")}
+
+
+class M4:
+    """The qemu-m4 TFLM firmware of one model, booted once per arena size tried."""
+
+    def __init__(self, tree: str, work: Path, env: dict[str, str]) -> None:
+        from tinygen.boards import load_board
+        from tinygen.tflm_tree import with_tflm_tree
+
+        self.tree, self.work, self.env = tree, work, env
+        self.board = with_tflm_tree(dataclasses.replace(load_board("qemu-m4"), engine="tflm"),
+                                    Path(tree))
+
+    def build(self, name: str, tflite: Path, arena: int) -> Path:
+        out = self.work / name
+        shutil.rmtree(out, ignore_errors=True)
+        run = subprocess.run([sys.executable, "-m", "tinygen.cli", "render", "--board",
+                              "qemu-m4", "--engine", "tflm", "--tflm-dir", self.tree,
+                              str(tflite), "--out", str(out), "--arena", str(arena)],
+                             check=False, capture_output=True, text=True, env=self.env)
+        if run.returncode:
+            raise RuntimeError(run.stderr)
+        main = out / "src" / "main.cpp"
+        text = main.read_text()
+        if text.count(BOOT) != 1:
+            raise RuntimeError("the qemu-m4 glue changed: update BOOT in this script")
+        main.write_text(text.replace(BOOT, BOOT_WITH_SIZE))
+        build = subprocess.run([sys.executable, "-m", "tinygen.cli", "build", str(out)],
+                               check=False, capture_output=True, text=True, env=self.env)
+        if build.returncode:
+            raise RuntimeError(build.stderr[-2000:])
+        return out / ".pio" / "build" / "qemu-m4" / "firmware.elf"
+
+    def trial(self, elf: Path, size: int) -> tuple[bool, int]:
+        """(allocated, used) booting with ``size`` arena bytes."""
+        from tinygen.emulate import Emulator
+
+        with Emulator(self.board, elf) as emu:
+            conn = emu.connect()
+            conn.write(f"{size}\n".encode())
+            buf = b""
+            deadline = time.monotonic() + TRIAL_TIMEOUT_S
+            while time.monotonic() < deadline and emu.alive():
+                buf += conn.read(4096) or b""
+                if b"hard fault" in buf:
+                    return False, 0
+                for line in buf.split(b"\n"):
+                    if b" hello " in line and b"engine=" in line:
+                        keys = dict(p.split(b"=", 1) for p in line.split() if b"=" in p)
+                        used = int(keys.get(b"used", b"0"))
+                        return used > 0, used
+                time.sleep(0.02)
+        return False, 0
+
+    def measure(self, name: str, tflite: Path, big: int) -> dict[str, Any]:
+        elf = self.build(name, tflite, big)
+        ok, used = self.trial(elf, big)
+        if not ok:
+            raise RuntimeError(f"{name} does not allocate with {big} B")
+        bad = (used - 1) // 16 * 16  # below what stays allocated: must fail
+        if self.trial(elf, bad)[0]:
+            raise RuntimeError(f"{name} allocates with {bad} B < used {used} B")
+        good = -(-big // 16) * 16
+        while good - bad > 16:
+            mid = (bad + good) // 2 // 16 * 16
+            if self.trial(elf, mid)[0]:
+                good = mid
+            else:
+                bad = mid
+        above = [k for k in (1, 2, 4, 8) if not self.trial(elf, good + 16 * k)[0]]
+        if above:
+            raise RuntimeError(f"{name}: not monotonic above {good} B (fails +{above} x 16)")
+        return {"m4_used": used, "m4_need": good}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zoo", type=Path, help="folder with the zoo's <arch>_int8.tflite")
+    parser.add_argument("--write", action="store_true", help="update tinygen/data/arena_m4.json")
+    parser.add_argument("--only", nargs="*", help="model names")
+    args = parser.parse_args()
+    from tinygen.model.arena32 import DATA as DATA_FILE
+    from tinygen.model.arena32 import arena32, calibrate
+
+    tree = os.environ.get("TINYGEN_TFLM_M4_DIR")
+    if not tree:
+        sys.exit("set TINYGEN_TFLM_M4_DIR to a tflite-micro tree built for the Cortex-M4")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="arena-m4-") as tmp:
+        work = Path(tmp)
+        env.setdefault("PLATFORMIO_CORE_DIR", str(work / "pio-core"))
+        m4 = M4(tree, work, env)
+        models = {"gesture": gesture_model(work), **REPO_MODELS}
+        if args.zoo:
+            models.update({a: args.zoo / f"{a}_int8.tflite" for a in ZOO})
+        for name, tflite in models.items():
+            if args.only and name not in args.only:
+                continue
+            start = time.monotonic()
+            host = host_measure(tflite)
+            row = {"model": name, "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest(),
+                   "arena": host,
+                   **m4.measure(name, tflite, big_arena(host["bytes"]))}
+            print(f"{name}: {json.dumps(row)} ({time.monotonic() - start:.0f} s)",
+                  file=sys.stderr, flush=True)
+            rows.append(row)
+    constants = calibrate(rows)
+    print("| model | 64-bit need (recorded) | M4 used | M4 need | rendered | / need | / used |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        fig = arena32(r["arena"], constants)
+        assert fig is not None
+        print(f"| {r['model']} | {r['arena']['bytes']:,} ({r['arena']['recorded_bytes']:,}) | "
+              f"{r['m4_used']:,} | {r['m4_need']:,} | {fig:,} | {fig / r['m4_need']:.3f} | "
+              f"{fig / r['m4_used']:.3f} |")
+    print(json.dumps(constants))
+    if args.write:
+        path = REPO / "tinygen" / DATA_FILE
+        path.write_text(json.dumps({
+            **constants,
+            "measured_with": {
+                "tflm_build": Path(tree).resolve().name,
+                "command": "TINYGEN_TFLM_M4_DIR=... python3 tests/arena_m4_measure.py "
+                           "--zoo DIR --write",
+            },
+            "models": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

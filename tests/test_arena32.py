@@ -1,0 +1,107 @@
+"""The 32-bit arena rule (tinygen/model/arena32.py) against the Cortex-M4 measurements.
+
+tinygen/data/arena_m4.json holds, per model, the 64-bit measure of the tflite-micro Python
+interpreter and what TFLM (tflite-micro 90b983c, reference kernels) used and needed on the
+emulated Cortex-M4, measured by tests/arena_m4_measure.py. The rule is checked against those
+records only, where they were measured; the 64-bit records of the repository's models are
+re-measured here (so a changed tflite-micro wheel shows up), and with TINYGEN_TFLM_M4_DIR
+the M4 figures are re-measured too (slow: one build and a few QEMU boots per model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arena_m4_measure import REPO_MODELS, big_arena
+from conftest import run_tinygen
+
+from tinygen.model.analyze import analyze
+from tinygen.model.arena32 import arena32, calibrate, calibration, struct_savings
+
+M4_DIR = os.environ.get("TINYGEN_TFLM_M4_DIR")
+MAX_OVER_NEED = 1.05
+
+
+def _models() -> list[dict[str, Any]]:
+    return list(calibration()["models"])
+
+
+def test_rule_covers_every_measured_model() -> None:
+    """Never below what the M4 needed (nor below what it used), at most 5 % above the need."""
+    models = _models()
+    assert len(models) >= 10, "tinygen/data/arena_m4.json lost its measurements"
+    print("\nmodel: 64-bit need -> rendered 32-bit figure; M4 need / used")
+    for m in models:
+        figure = arena32(m["arena"])
+        assert figure is not None
+        print(f"  {m['model']}: {m['arena']['bytes']:,} -> {figure:,} B; "
+              f"{m['m4_need']:,} / {m['m4_used']:,} B ({figure / m['m4_need']:.3f} x need, "
+              f"{figure / m['m4_used']:.3f} x used)")
+        assert m["m4_used"] <= m["m4_need"] <= figure, m["model"]
+        assert figure <= MAX_OVER_NEED * m["m4_need"] + 16, m["model"]  # + one 16 B step
+
+
+def test_constants_are_the_calibration() -> None:
+    data = calibration()
+    assert calibrate(_models()) == {k: data[k] for k in ("used_saving", "plan_saving")}
+
+
+def test_struct_savings_of_hello_world() -> None:
+    """10 eval tensors x 12 B, 2 TfLiteTensor x 32, 2 quantization structs x 12 (+ their
+    zero-point arrays, the same size), 3 NodeAndRegistration x 32."""
+    hello = next(m for m in _models() if m["model"] == "hello_world")
+    assert struct_savings(hello["arena"]["breakdown"]) == 120 + 64 + 24 + 96
+
+
+@pytest.mark.parametrize("name", sorted(REPO_MODELS))
+def test_recorded_64bit_measure_is_current(name: str) -> None:
+    """The records were made with the installed tflite-micro: the same figures today."""
+    record = next(m for m in _models() if m["model"] == name)
+    now = analyze(REPO_MODELS[name])
+    assert now["sha256"] == record["sha256"]
+    for key in ("bytes", "recorded_bytes", "head_bytes", "tail_bytes", "breakdown"):
+        assert now["arena"][key] == record["arena"][key], key
+
+
+def test_qemu_m4_tflm_renders_the_32bit_figure(tmp_path: Path) -> None:
+    """With the reference-kernel build the rule is calibrated on, render configures it."""
+    from test_tflm_m4 import _fake_tree
+
+    tree = _fake_tree(tmp_path / "tflm", "cortex_m_generic_cortex-m4+fp_default_gcc")
+    record = next(m for m in _models() if m["model"] == "hello_world")
+    proc = run_tinygen("render", "--board", "qemu-m4", "--engine", "tflm", "--tflm-dir",
+                       str(tree), str(REPO_MODELS["hello_world"]), "--out",
+                       str(tmp_path / "p"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    arena = json.loads(proc.stdout)["manifest"]["arena"]
+    assert arena["bytes"] == arena32(record["arena"]) and arena["measured_64bit"] == 1936
+    assert "32-bit" in arena["margin_rule"]
+    config = (tmp_path / "p" / "src" / "tinygen_config.h").read_text()
+    assert f"#define TINYGEN_ARENA_BYTES {arena['bytes']}" in config
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not M4_DIR, reason="TFLM-linked: set TINYGEN_TFLM_M4_DIR to a tflite-micro "
+                                       "tree built for the Cortex-M4 (docs/qemu-m4.md)")
+@pytest.mark.parametrize("name", ["hello_world", "keyword_scrambled"])
+def test_m4_measurements_recomputed(name: str, tmp_path: Path) -> None:
+    """Re-measure on the emulated M4 (the tree of TINYGEN_TFLM_M4_DIR): the same used and
+    need as recorded, and the rendered figure allocates."""
+    from arena_m4_measure import M4
+
+    assert M4_DIR is not None
+    record = next(m for m in _models() if m["model"] == name)
+    env = dict(os.environ, PLATFORMIO_CORE_DIR=str(tmp_path / "pio"))
+    m4 = M4(M4_DIR, tmp_path, env)
+    figure = arena32(record["arena"])
+    assert figure is not None
+    big = big_arena(record["arena"]["bytes"])
+    elf = m4.build(name, REPO_MODELS[name], big)
+    assert m4.trial(elf, figure)[0], f"{name} does not allocate with the rendered {figure} B"
+    ok, used = m4.trial(elf, big)
+    assert ok and used == record["m4_used"]
+    assert not m4.trial(elf, record["m4_need"] - 16)[0]
