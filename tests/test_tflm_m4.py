@@ -142,3 +142,67 @@ def test_gesture_validates_on_the_m4_with_tflm(tmp_path: Path, pio_env: dict[str
     assert r["identical"] == r["n"] == 40 and r["max_abs_error_lsb"] == 0
     assert r["top1_agreement"] == 1.0 and r["accuracy"] == r["reference_accuracy"]["tflm"]
     assert 0 < r["arena"]["used_bytes"] <= r["arena"]["configured_bytes"]
+
+
+@needs_m4_tree
+@pytest.mark.slow
+def test_int8_only_kernels_same_outputs_less_flash(tmp_path: Path,
+                                                    pio_env: dict[str, str]) -> None:
+    """The rendered resolver registers Register_<OP>_INT8() for the gesture model's int8 ops;
+    the same project with the generic registrations computes the same outputs (both equal
+    the Python interpreter on the 40 test windows) in more flash. With CMSIS-NN kernels the
+    int8-only ones are separate code (smaller); the reference kernels alias them (equal)."""
+    import re
+
+    assert M4_DIR is not None
+    tree = find_m4_build(Path(M4_DIR))
+    flash = {}
+    int8_dir, generic_dir = tmp_path / "int8", tmp_path / "generic"
+    for kind, project in (("int8", int8_dir), ("generic", generic_dir)):
+        if kind == "generic":
+            shutil.copytree(int8_dir, generic_dir, ignore=shutil.ignore_patterns(".pio"))
+            ops = generic_dir / "src" / "tinygen_ops.cc"
+            text = ops.read_text()
+            assert "_INT8()" in text
+            ops.write_text(re.sub(r"\(tflite::Register_\w+_INT8\(\)\)", "()", text))
+        target = str(GESTURE / "model.h5") if kind == "int8" else str(generic_dir)
+        proc = run_tinygen("validate", "--board", "qemu-m4", "--engine", "tflm", "--tflm-dir",
+                           M4_DIR, target, "--data", str(GESTURE / "test.npz"), "--out",
+                           str(int8_dir), "--json", env=pio_env, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        r = json.loads(proc.stdout)
+        assert r["identical"] == r["n"] == 40 and r["max_abs_error_lsb"] == 0, kind
+        flash[kind] = json.loads((project / "artifacts" / "manifest.json").read_text())[
+            "flash_used_bytes"]
+    print(f"\ngesture on qemu-m4, {tree.build}: flash {flash['generic']:,} B with generic "
+          f"kernels, {flash['int8']:,} B with int8-only ones "
+          f"({flash['int8'] - flash['generic']:+,} B); outputs identical (40/40)")
+    assert flash["int8"] <= flash["generic"]
+    if tree.kernels == "cmsis_nn":
+        assert flash["int8"] < flash["generic"]
+
+
+def test_int8_kernels_registered_and_flash_counted_per_op(tmp_path: Path) -> None:
+    """Render (no TFLM needed): an op used only with int8 tensors gets the library's
+    Register_<OP>_INT8(); the fit check counts TFLM's flash from the per-op table."""
+    from tinygen.boards import load_board
+    from tinygen.model.analyze import flash_table, tflm_flash
+
+    model = REPO / "tests" / "data" / "person_detect" / "person_detect.tflite"
+    proc = run_tinygen("render", "--board", "nano33ble", str(model), "--out",
+                       str(tmp_path / "p"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)["manifest"]
+    regs = {o["name"]: o["registration"] for o in m["ops"]}
+    assert regs["CONV_2D"] == "tflite::Register_CONV_2D_INT8()"
+    assert regs["DEPTHWISE_CONV_2D"] == "tflite::Register_DEPTHWISE_CONV_2D_INT8()"
+    assert regs["RESHAPE"] is None  # no int8-only kernel in Chirale 2.0.0
+    source = (tmp_path / "p" / "src" / "tinygen_ops.cc").read_text()
+    assert "resolver.AddConv2D(tflite::Register_CONV_2D_INT8())" in source
+    runtime = tflm_flash(m["ops"])
+    table = flash_table()
+    assert runtime == table["runtime_bytes"] + sum(
+        table["int8_ops"].get(o["name"]) if o["registration"] else table["ops"][o["name"]]
+        for o in m["ops"])
+    reserved = load_board("nano33ble").reserved_flash_bytes
+    assert m["fit"]["flash_need_bytes"] == m["model_bytes"] + runtime + reserved

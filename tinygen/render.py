@@ -29,8 +29,10 @@ from .model.analyze import (
     TFLM_RUNTIME_FLASH_ALLOWANCE,
     analyze,
     configured_arena,
+    int8_ops,
     ops_table,
     require_tflm_ops,
+    tflm_flash,
 )
 from .model.convert import check_int8_tflite, parse_labels, read_metadata
 from .model.tflite_file import read_tflite
@@ -136,12 +138,14 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
         arena_report = analyze(tflite_path, parsed=(data, model))["arena"]
         arena = arena_report["bytes"]
     inp, out = model.input_tensors()[0], model.output_tensors()[0]
+    int8 = int8_ops(model)
     return ModelSpec(
         tflite_path=tflite_path, data=data, sha256=sha, source_file=source, labels=label_list,
         input_shape=list(inp.shape), input_scale=inp.quantization.scale[0],
         input_zero_point=inp.quantization.zero_point[0], output_count=n_classes,
         output_scale=out.quantization.scale[0], output_zero_point=out.quantization.zero_point[0],
-        ops=[{"name": c.name, "version": c.version} for c in model.used_ops()],
+        ops=[{"name": c.name, "version": c.version, "int8": c.name in int8}
+             for c in model.used_ops()],
         arena_measured=int(arena), arena_report=arena_report, input_kind=kind,
         sample_rate_hz=rate,
         input_spec=input_spec, audio_frontend=audio_frontend,
@@ -151,13 +155,16 @@ def load_model_spec(tflite_path: Path, labels: str | None = None,
 # --- checks ------------------------------------------------------------------------------
 
 def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
-    """The model's ops with the MicroMutableOpResolver method of the board's library."""
+    """The model's ops with the MicroMutableOpResolver method of the board's library, and
+    its int8-only kernel (``registration``) where the library has one and every use of the
+    op in the model is int8 (less flash, the same outputs: docs/verify-tflm.md)."""
     table = ops_table(board.tflm["ops_table"])
     library = board.tflm.get("library") or board.tflm["ops_table"]
     by_name: dict[str, dict[str, Any]] = {}
     for op in spec.ops:  # one registration per op name, whatever its versions
         entry = by_name.setdefault(op["name"], {"name": op["name"], "version": op["version"]})
         entry["version"] = max(entry["version"], op["version"])
+        entry["int8"] = entry.get("int8", True) and bool(op.get("int8"))
     missing = [n for n in sorted(by_name)
                if n not in table["builtin"] and n not in table["custom"]]
     if missing:
@@ -166,7 +173,9 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
             f"{', '.join(missing)}",
             hint="replace those layers with ones TFLM has kernels for, or pick another board",
         )
+    int8 = table.get("int8", {})
     return [{**by_name[n], "method": table["builtin"].get(n) or table["custom"][n],
+             "registration": int8.get(n) if by_name[n]["int8"] else None,
              **({"warning": table["divergent"][n]} if n in table.get("divergent", {}) else {})}
             for n in sorted(by_name)]
 
@@ -204,7 +213,8 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
 def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],
                engine_flash: tuple[str, int, int] | None = None) -> dict[str, Any]:
     """Model flash and arena against the board; BoardError with the numbers if not.
-    engine_flash: (engine, model bytes in flash, runtime allowance) when not TFLM's."""
+    engine_flash: (engine, model bytes in flash, runtime figure); default: TFLM's fixed
+    allowance (render passes the per-op figure of tinygen.model.analyze.tflm_flash)."""
     engine, model_flash, runtime = engine_flash or (
         "TFLM runtime", len(spec.data), TFLM_RUNTIME_FLASH_ALLOWANCE)
     flash_need = model_flash + runtime + board.reserved_flash_bytes
@@ -515,7 +525,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
 
         aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
     arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
-    fit = check_fits(spec, board, arena, aot.engine_flash() if aot else None)
+    fit = check_fits(spec, board, arena, aot.engine_flash() if aot else (
+        "TFLM runtime + kernels", len(spec.data), tflm_flash(ops)))
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
     pio = dict(board.platformio)
