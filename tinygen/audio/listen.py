@@ -97,7 +97,7 @@ def listen(samples: np.ndarray, fp: FrontendParams, lp: ListenParams, lut: np.nd
         window = lut[frames[seen - fp.frames:seen].astype(np.int64) + 128]
         scores = np.asarray(infer(window), dtype=np.int8).reshape(-1)
         t = seen * fp.hop_samples * 1000 // fp.sample_rate_hz
-        found = recognizer.push(t, scores)
+        found = recognizer.push(t, [int(s) for s in scores])
         if found is not None:
             detections.append((len(rows), found))
         times.append(t)
