@@ -315,3 +315,33 @@ def test_needs_a_device(model: dict[str, Any]) -> None:
     proc = run_tinygen("validate", "--port", "/dev/null", str(model["path"]),
                        "--data", "missing.npz")
     assert_user_error(proc, "--data missing.npz: no such file")
+
+
+def test_a_model_tflite_refuses_is_compared_with_tflm_only(model: dict[str, Any]) -> None:
+    """ai-edge-litert refuses some models TFLM runs (TFLM's person_detect: 'quantized_dimension
+    must be in range'); the report then leaves TFLite out with the reason instead of
+    crashing after the device answered."""
+    from tinygen.protocol import Hello, Inference
+    from tinygen.validate import TestData, build_report, format_report
+
+    samples = list(model["ref"].items())[:3]
+    tflm = np.array([raw for _, raw in samples], dtype=np.int64)
+    answers = [Inference(seq=i, latency_us=900, top=int(np.argmax(raw)), raw=tuple(raw))
+               for i, (_, raw) in enumerate(samples)]
+    q = np.stack([np.frombuffer(data, np.int8) for data, _ in samples])
+    reason = "TFLite (ai-edge-litert) could not run the model: quantized_dimension must be " \
+             "in range [0, 1). Was 3."
+    report = build_report(
+        answers=answers, hello=Hello(board="fake", model=model["sha"][:16], arena=2048),
+        data=TestData(x=q.astype(np.float32), q=q, y=tflm.argmax(1), source="test"),
+        tflm=tflm, tflite=reason.split(": ", 1)[1], labels=LABELS.split(","),
+        output_scale=1 / 256, output_zero_point=-128, model_sha256=model["sha"],
+        model_name="m.tflite", emulated=False, latency_note=None, min_agreement=1.0,
+        link={"resent": 0, "dropped": 0})
+    assert report["passed"] and report["identical"] == 3
+    assert report["vs_tflite"] == {"skipped": reason}
+    assert report["reference_accuracy"]["tflite"] is None
+    table = format_report(report)
+    assert f"vs TFLite: left out - {reason}" in table
+    row = next(ln for ln in table.splitlines() if "identical outputs" in ln).split()
+    assert row[-2:] == ["3/3", "-"]

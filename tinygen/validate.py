@@ -89,14 +89,20 @@ def tflm_outputs(model: bytes, q: np.ndarray) -> np.ndarray:
     return np.stack(outs)
 
 
-def tflite_outputs(model: bytes, q: np.ndarray) -> np.ndarray:
-    """Raw int8 outputs (N, C) of TFLite (ai-edge-litert)."""
+def tflite_outputs(model: bytes, q: np.ndarray) -> np.ndarray | str:
+    """Raw int8 outputs (N, C) of TFLite (ai-edge-litert), or why TFLite could not run the
+    model (it refuses some that TFLM runs, e.g. person_detect's per-channel quantization:
+    "quantized_dimension must be in range"); the comparison with TFLite is then left out."""
     from .model.int8_runner import Int8Runner
     from .model.source import captured_output
 
-    with captured_output():
-        runner = Int8Runner(model)
-        out = runner.predict_raw(q)
+    try:
+        with captured_output():
+            runner = Int8Runner(model)
+            out = runner.predict_raw(q)
+    except (ValueError, RuntimeError) as exc:
+        text = str(exc).strip().split("Tensor ")[0].strip() or type(exc).__name__
+        return text if len(text) <= 160 else text[:157] + "..."
     return out.astype(np.int64)
 
 
@@ -149,7 +155,7 @@ def _percentile(values: Sequence[int], fraction: float) -> int:
 
 
 def build_report(*, answers: Sequence[Inference], hello: Hello, data: TestData,
-                 tflm: np.ndarray, tflite: np.ndarray, labels: Sequence[str],
+                 tflm: np.ndarray, tflite: np.ndarray | str, labels: Sequence[str],
                  output_scale: float, output_zero_point: int, model_sha256: str,
                  model_name: str, emulated: bool, latency_note: str | None,
                  min_agreement: float, link: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +167,9 @@ def build_report(*, answers: Sequence[Inference], hello: Hello, data: TestData,
                         f"{tflm.shape[1]}", hint="give the model the device runs")
     top = device.argmax(axis=1)
     vs_tflm = compare(device, tflm, output_scale, output_zero_point)
-    vs_tflite = compare(device, tflite, output_scale, output_zero_point)
+    vs_tflite: dict[str, Any] = (
+        {"skipped": f"TFLite (ai-edge-litert) could not run the model: {tflite}"}
+        if isinstance(tflite, str) else compare(device, tflite, output_scale, output_zero_point))
     y = data.y
     accuracy = float(np.mean(top == y)) if y is not None else None
     latencies = [a.latency_us for a in answers]
@@ -177,7 +185,8 @@ def build_report(*, answers: Sequence[Inference], hello: Hello, data: TestData,
         "accuracy": accuracy,
         "reference_accuracy": {
             "tflm": float(np.mean(tflm.argmax(axis=1) == y)) if y is not None else None,
-            "tflite": float(np.mean(tflite.argmax(axis=1) == y)) if y is not None else None,
+            "tflite": (float(np.mean(tflite.argmax(axis=1) == y))
+                       if y is not None and not isinstance(tflite, str) else None),
         },
         **{k: v for k, v in vs_tflm.items() if k != "error_histogram_lsb"},
         "error_histogram_lsb": vs_tflm["error_histogram_lsb"],
@@ -202,6 +211,10 @@ def build_report(*, answers: Sequence[Inference], hello: Hello, data: TestData,
 # --------------------------------------------------------------------------- output
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -212,21 +225,28 @@ def format_report(r: dict[str, Any]) -> str:
     engine = f", engine {d['engine']}" if d["engine"] else ""
     lines = [(f"validation of {r['model']['file']} (sha256 {r['model']['sha256'][:16]}) on "
               f"{d['board']}{engine}: {r['n']} samples from {r['data']}")]
-    t, lite = r, r["vs_tflite"]
+    t = r
+    skipped = r["vs_tflite"].get("skipped")
+    lite = r["vs_tflite"] if not skipped else {
+        "top1_agreement": None, "identical": "-", "max_abs_error_lsb": "-",
+        "mean_abs_error_lsb": None, "rmse": None, "l2_relative_error": None, "cosine": None}
     rows = [
         ("accuracy (labels)", _pct(r["accuracy"]), _pct(r["reference_accuracy"]["tflm"]),
          _pct(r["reference_accuracy"]["tflite"])),
         ("top-1 agreement", "", _pct(t["top1_agreement"]), _pct(lite["top1_agreement"])),
-        ("identical outputs", "", f"{t['identical']}/{r['n']}", f"{lite['identical']}/{r['n']}"),
+        ("identical outputs", "", f"{t['identical']}/{r['n']}",
+         f"{lite['identical']}/{r['n']}" if not skipped else "-"),
         ("max |error| (LSB)", "", str(t["max_abs_error_lsb"]), str(lite["max_abs_error_lsb"])),
         ("mean |error| (LSB)", "", f"{t['mean_abs_error_lsb']:.4f}",
-         f"{lite['mean_abs_error_lsb']:.4f}"),
-        ("RMSE", "", f"{t['rmse']:.3g}", f"{lite['rmse']:.3g}"),
+         _fmt(lite["mean_abs_error_lsb"], ".4f")),
+        ("RMSE", "", f"{t['rmse']:.3g}", _fmt(lite["rmse"], ".3g")),
         ("L2 relative error", "", _num(t["l2_relative_error"]), _num(lite["l2_relative_error"])),
-        ("cosine", "", f"{t['cosine']:.6f}", f"{lite['cosine']:.6f}"),
+        ("cosine", "", f"{t['cosine']:.6f}", _fmt(lite["cosine"], ".6f")),
     ]
     lines.append(f"  {'':<20} {'device':>9} {'vs TFLM':>9} {'vs TFLite':>10}")
     lines += [f"  {a:<20} {b:>9} {c:>9} {e:>10}" for a, b, c, e in rows]
+    if skipped:
+        lines.append(f"  vs TFLite: left out - {skipped}")
     lat = r["latency_us"]
     clock = " (emulated: 1 us = 1000 instructions, not real-board time)" \
         if lat["clock"] == "emulated" else " (on the device)"
