@@ -140,8 +140,9 @@ def arena_report(hello: Hello, board_name: str, target: str,
                    f"--arena {suggested}, then flash {target}" if is_project else
                    f"tinygen flash --board {board_name} {target} --arena {suggested}")
         lines.append(
-            f"  to tighten it: {command} (used + 5%; kernels may take more while they "
-            f"prepare, so check that the board answers after it)")
+            f"  to tighten it: {command} (used + 5%; TFLM may need more than used= while it "
+            f"plans - up to 1.6x for some models measured on a Cortex-M4, docs/verify-tflm.md "
+            f"- so check that the board answers, not err alloc)")
     return lines
 
 
