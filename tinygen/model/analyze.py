@@ -101,6 +101,10 @@ def analyze(path: Path, measure: bool = True,
             "minimal": arena.exact,
             "trials": dict(arena.outcomes),
         }
+        from .arena32 import arena32
+
+        # what a 32-bit Cortex-M with upstream TFLM's reference kernels needs (arena32.py)
+        report["arena"]["bytes_32bit"] = arena32(report["arena"])
     return report
 
 
@@ -159,6 +163,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  arena (measured by the TFLM interpreter): {a['bytes']:,} B needed; "
                      f"{a['recorded_bytes']:,} B recorded (head {a['head_bytes']:,} + "
                      f"tail {a['tail_bytes']:,})")
+        if a.get("bytes_32bit"):
+            lines.append(f"    32-bit MCU (upstream TFLM, reference kernels): {a['bytes_32bit']:,} B "
+                         f"needed (computed; docs/verify-tflm.md, 32-bit arena)")
         if not a.get("minimal", True):
             lines.append("    (the search ran out of time: that size works, a smaller one may)")
         if a.get("trials", {}).get("crash"):
