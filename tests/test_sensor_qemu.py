@@ -106,7 +106,7 @@ def test_recordings_streamed_into_the_emulated_imu_infer_like_the_host(
 def test_sensor_mode_refusals(firmware: dict[str, Any], tmp_path: Path) -> None:
     proc = run_tinygen("render", "--board", "esp32dev", "--input", "sensor",
                        str(firmware["model"]), "--out", str(tmp_path / "a"))
-    assert_user_error(proc, "esp32dev has no imu sensor", "its sensors: none")
+    assert_user_error(proc, "esp32dev has no imu built in", "its sensors: none")
     proc = run_tinygen("render", "--board", "nano33ble_sense_rev2", "--input", "sensor",
                        str(firmware["model"]), "--out", str(tmp_path / "b"))
     assert_user_error(proc, "channels dim_0", "BMI270")
