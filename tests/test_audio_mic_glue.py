@@ -3,7 +3,7 @@ microphone (the PDM library of ArduinoCore-mbed) and an INMP441 on an ESP32's I2
 (ESP-IDF v4.4 driver; pins from --sensor inmp441:...). Rendered here always; compiled
 against the real core and IDF trees when they are named (no Arduino core or IDF in CI):
 
-    TINYGEN_ARDUINO_MBED_DIR  ArduinoCore-mbed 3.5.4 with ArduinoCore-API as cores/arduino/api
+    TINYGEN_ARDUINO_CORE      ArduinoCore-mbed 3.5.4 with ArduinoCore-API as cores/arduino/api
     TINYGEN_ESP_IDF_DIR       ESP-IDF v4.4 (the Arduino-ESP32 2.0.x core is built on it)
 
 (docs/audio.md, Microphones, has the commands that fetch them.) The compile uses the
@@ -88,11 +88,11 @@ def compile_all(cmd: list[str], sources: list[Path], out: Path) -> subprocess.Co
     return proc
 
 
-@pytest.mark.skipif(not os.environ.get("TINYGEN_ARDUINO_MBED_DIR") or GXX is None,
-                    reason="compile check: set TINYGEN_ARDUINO_MBED_DIR to an ArduinoCore-mbed "
+@pytest.mark.skipif(not os.environ.get("TINYGEN_ARDUINO_CORE") or GXX is None,
+                    reason="compile check: set TINYGEN_ARDUINO_CORE to an ArduinoCore-mbed "
                            "3.5.4 tree (and install arm-none-eabi-g++)")
 def test_pdm_glue_compiles_against_arduino_core_mbed(nano: Path, tmp_path: Path) -> None:
-    core = Path(os.environ["TINYGEN_ARDUINO_MBED_DIR"])
+    core = Path(os.environ["TINYGEN_ARDUINO_CORE"])
     variant = core / "variants" / "ARDUINO_NANO33BLE"
     (tmp_path / "stub").mkdir()
     (tmp_path / "stub" / "Chirale_TensorFlowLite.h").write_text("// empty stand-in\n")
