@@ -302,8 +302,9 @@ def test_capture_sources_compile_warning_free(tmp_path: Path, compiler: str,
                        "--project", str(tmp_path / "a"))
     assert proc.returncode == 0, proc.stderr
     imu, audio = tmp_path / "p" / "src", tmp_path / "a" / "src"
-    for src, name in ((imu, "tinygen_capture.cpp"), (imu, "tinygen_protocol.cpp"),
-                      (imu, "tinygen_imu_frontend.c"), (audio, "tinygen_capture_audio.cpp")):
+    for src, name in ((imu, "tinygen_capture.cpp"), (imu, "tinygen_capture_app.cpp"),
+                      (imu, "tinygen_protocol.cpp"), (imu, "tinygen_imu_frontend.c"),
+                      (audio, "tinygen_capture_audio.cpp"), (audio, "tinygen_capture_app.cpp")):
         lang = ["-x", "c++"] if name.endswith(".cpp") else ["-x", "c", "-std=c99"]
         cmd = [compiler, *flags, "-Wall", "-Wextra", "-Werror", f"-I{src}", "-c", *lang,
                str(src / name), "-o", str(tmp_path / (name + ".o"))]

@@ -54,6 +54,9 @@ DEFAULT_SPEC = {"sensor": "imu", "rate_hz": 50, "channels": ["ax", "ay", "az", "
 COMMON_FILES = ("src/tinygen_protocol.cpp", "src/tinygen_protocol.h", "src/tinygen_app.h")
 IMU_FILES = ("src/tinygen_imu_frontend.c", "src/tinygen_imu_frontend.h", "src/tinygen_sensor.h",
              "src/tinygen_sensor_config.h.jinja")
+# The capture tree's files every sensor's capture firmware uses (the protocol side).
+CAPTURE_APP_FILES = ("src/tinygen_config.h.jinja", "src/tinygen_capture_app.cpp",
+                     "src/tinygen_capture_app.h")
 _UNIT = re.compile(r"[A-Za-z0-9_.%/+\-^]{1,16}")
 _CHANNEL = re.compile(r"[A-Za-z0-9_.+\-]{1,16}")
 
@@ -246,7 +249,7 @@ def _project_files(spec: InputSpec | ClipSpec, board: Board
         sensor = _mic_plan(spec, board)
         trees: tuple[tuple[str, tuple[str, ...] | None], ...] = (
             (COMMON_TREE, COMMON_FILES), ("input-audio", ("src/tinygen_sensor.h",)),
-            (board.template, None), (CAPTURE_TREE, ("src/tinygen_config.h.jinja",)),
+            (board.template, None), (CAPTURE_TREE, CAPTURE_APP_FILES),
             (AUDIO_TREE, None))
     else:
         shim = SimpleNamespace(input_spec=spec.to_json(), tflite_path=Path("the capture spec"))
