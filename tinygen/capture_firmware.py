@@ -30,12 +30,10 @@ from .render import (
     IMU_CHANNELS,
     MANIFEST,
     MANIFEST_FORMAT,
-    PROJECT_PLATFORM_REF,
-    SHIPPED_PLATFORM_PREFIX,
     RenderResult,
     _float_text,
-    _shipped_platform_files,
-    _template_files,
+    board_platformio,
+    render_trees,
     sensor_plan,
     write_project,
 )
@@ -241,8 +239,6 @@ def _mic_plan(spec: ClipSpec, board: Board) -> dict[str, Any]:
 
 def _project_files(spec: InputSpec | ClipSpec, board: Board
                    ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    import jinja2
-
     board = dataclasses.replace(board, engine="none")  # no model: no engine, no TFLM library
     audio = isinstance(spec, ClipSpec)
     if isinstance(spec, ClipSpec):
@@ -268,30 +264,10 @@ def _project_files(spec: InputSpec | ClipSpec, board: Board
     capture = {"chunk": chunk, "chunk_bytes": chunk * value * len(spec.channels),
                "chunk_line": 32 + 4 * math.ceil(chunk * value * len(spec.channels) / 3),
                "hello": hello_keys(spec), "clip": spec.window if audio else None}
-    pio = dict(board.platformio)
-    platform_files: dict[str, bytes] = {}
-    if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
-        platform_files = _shipped_platform_files(pio["platform"][len(SHIPPED_PLATFORM_PREFIX):])
-        pio["platform"] = PROJECT_PLATFORM_REF
+    pio, platform_files = board_platformio(board)
     context = {"tinygen_version": __version__, "board": board, "pio": pio, "mode": "capture",
                "sensor": sensor, "capture": capture, "model": None}
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    files: dict[str, bytes] = {}
-    for tree, only in trees:
-        for rel, res in _template_files(tree):
-            if only is not None and rel not in only:
-                continue
-            text = res.read_text()
-            if rel.endswith(".jinja"):
-                rel = rel[: -len(".jinja")]
-                try:
-                    text = env.from_string(text).render(context)
-                except jinja2.TemplateError as exc:  # a bug in a template, not user input
-                    raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
-                if not text.strip():
-                    continue
-            files[rel] = text.encode()
+    files = render_trees(trees, context)
     files.update(platform_files)
     manifest = {
         "format": MANIFEST_FORMAT, "generator": "tinygen", "tinygen_version": __version__,

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -509,11 +510,48 @@ def _shipped_platform_files(name: str) -> dict[str, bytes]:
             for rel, res in _resource_files(root)}
 
 
+def board_platformio(board: Board) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The board's PlatformIO settings for the project, and the files of the PlatformIO
+    platform tinygen ships for it (copied into the project and referenced from there)."""
+    pio = dict(board.platformio)
+    platform_files: dict[str, bytes] = {}
+    if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
+        platform_files = _shipped_platform_files(pio["platform"][len(SHIPPED_PLATFORM_PREFIX):])
+        pio["platform"] = PROJECT_PLATFORM_REF
+    return pio, platform_files
+
+
+def render_trees(trees: Sequence[tuple[str, Collection[str] | None]],
+                 context: dict[str, Any]) -> dict[str, bytes]:
+    """The files of template trees, in order (a later tree's file replaces an earlier
+    one's); ``(tree, only)``: only those files of the tree, or all of them (None).
+    ``.jinja`` files are rendered with ``context`` and left out when they render empty
+    (a template that does not apply here, e.g. camera glue)."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    files: dict[str, bytes] = {}
+    for tree, only in trees:
+        for rel, res in _template_files(tree):
+            if only is not None and rel not in only:
+                continue
+            text = res.read_text()
+            if rel.endswith(".jinja"):
+                rel = rel[: -len(".jinja")]
+                try:
+                    text = env.from_string(text).render(context)
+                except jinja2.TemplateError as exc:  # a bug in a template, not user input
+                    raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
+                if not text.strip():
+                    continue
+            files[rel] = text.encode()
+    return files
+
+
 def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         dict[str, bytes], dict[str, Any]]:
     """All project files in memory (nothing written), and the manifest."""
-    import jinja2
-
     if mode not in MODES:
         raise InputFileError(f"input mode '{mode}' is not available yet",
                              hint=f"modes: {', '.join(MODES)}")
@@ -529,11 +567,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "TFLM runtime + kernels", len(spec.data), tflm_flash(ops)))
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
-    pio = dict(board.platformio)
-    platform_files: dict[str, bytes] = {}
-    if pio["platform"].startswith(SHIPPED_PLATFORM_PREFIX):
-        platform_files = _shipped_platform_files(pio["platform"][len(SHIPPED_PLATFORM_PREFIX):])
-        pio["platform"] = PROJECT_PLATFORM_REF
+    pio, platform_files = board_platformio(board)
     context = {
         "tinygen_version": __version__,
         "board": board,
@@ -556,22 +590,8 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
             "sample_rate_hz": spec.sample_rate_hz, "input_kind": spec.input_kind,
         },
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    files: dict[str, bytes] = {}
-    for tree in template_trees(board.engine, board.template,
-                               sensor["sensor"] if sensor else None):
-        for rel, res in _template_files(tree):
-            text = res.read_text()
-            if rel.endswith(".jinja"):
-                rel = rel[: -len(".jinja")]
-                try:
-                    text = env.from_string(text).render(context)
-                except jinja2.TemplateError as exc:  # a bug in a template, not user input
-                    raise RuntimeError(f"template {tree}/{rel}: {exc}") from exc
-                if not text.strip():
-                    continue  # a template that does not apply here (e.g. camera glue)
-            files[rel] = text.encode()
+    files = render_trees([(tree, None) for tree in template_trees(
+        board.engine, board.template, sensor["sensor"] if sensor else None)], context)
     files.update(platform_files)
     if aot is not None:
         files.update(aot.files)
