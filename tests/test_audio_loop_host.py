@@ -50,7 +50,7 @@ def build(project: Path, out: Path) -> Path:
         objs.append(str(obj))
     exe = out / "loop"
     subprocess.run(["g++", "-std=c++11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{src}",
-                    str(src / "tinygen_audio_loop.cpp"),
+                    str(src / "tinygen_audio_loop.cpp"), str(src / "tinygen_protocol.cpp"),
                     str(REPO / "tests" / "cpp" / "audio_loop_harness.cpp"), *objs, "-lm",
                     "-o", str(exe)], check=True)
     return exe

@@ -125,6 +125,11 @@ size_t FrameWriter::finish() {
   return len_;
 }
 
+const char* FrameWriter::text() {
+  buf_[len_] = '\0';  // put() always leaves room for it
+  return buf_;
+}
+
 LineReader::LineReader(char* buffer, size_t capacity)
     : buf_(buffer), cap_(capacity), len_(0), skipping_(false), overflowed_(false),
       ready_(false) {}

@@ -29,6 +29,9 @@ class FrameWriter {
   void append_uint(uint32_t value);
   // Appends "*CRC\n"; returns the frame length, or 0 if the buffer was too small.
   size_t finish();
+  // Text made with append*() alone (no begin/finish: a device log line), NUL-terminated;
+  // cut at the buffer's end if it did not fit.
+  const char* text();
 
  private:
   void put(char c);

@@ -10,6 +10,7 @@
 #include "tinygen_audio_features.h"
 #include "tinygen_audio_recognizer.h"
 #include "tinygen_config.h"
+#include "tinygen_protocol.h"
 #include "tinygen_sensor.h"
 #include "tinygen_sensor_config.h"
 
@@ -49,40 +50,24 @@ uint32_t g_feature_us = 0;
 uint32_t g_infer_us = 0;
 uint32_t g_report_inferences = 0;
 
-size_t append(char* out, size_t at, const char* text) {
-  while (*text) out[at++] = *text++;
-  return at;
-}
-
-size_t append_u32(char* out, size_t at, uint32_t value) {
-  char digits[10];
-  size_t n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + value % 10u);
-    value /= 10u;
-  } while (value);
-  while (n) out[at++] = digits[--n];
-  return at;
-}
-
 // "tinygen: audio 50 frames, features 164 us/frame, 5 inferences, 48000 us/inference":
 // a device log line (shown by the monitor, never taken for a frame).
 void report() {
   char text[128];
-  size_t at = append(text, 0, "tinygen: audio ");
-  at = append_u32(text, at, g_report_frames);
-  at = append(text, at, " frames, features ");
-  at = append_u32(text, at, g_feature_us / g_report_frames);
-  at = append(text, at, " us/frame, ");
-  at = append_u32(text, at, g_report_inferences);
-  at = append(text, at, " inferences");
+  FrameWriter line(text, sizeof(text));
+  line.append("tinygen: audio ");
+  line.append_uint(g_report_frames);
+  line.append(" frames, features ");
+  line.append_uint(g_feature_us / g_report_frames);
+  line.append(" us/frame, ");
+  line.append_uint(g_report_inferences);
+  line.append(" inferences");
   if (g_report_inferences) {
-    at = append(text, at, ", ");
-    at = append_u32(text, at, g_infer_us / g_report_inferences);
-    at = append(text, at, " us/inference");
+    line.append(", ");
+    line.append_uint(g_infer_us / g_report_inferences);
+    line.append(" us/inference");
   }
-  text[at] = '\0';
-  app_log(text);
+  app_log(line.text());
   g_report_frames = g_feature_us = g_infer_us = g_report_inferences = 0;
 }
 
@@ -129,14 +114,14 @@ void report_overrun() {
   const uint32_t dropped = mic_dropped();
   if (dropped == g_dropped_reported) return;
   char text[96];
-  size_t at = append(text, 0, "microphone ring full: ");
-  at = append_u32(text, at, dropped - g_dropped_reported);
-  at = append(text, at, " samples lost (");
-  at = append_u32(text, at, dropped);
-  at = append(text, at, " since boot)");
-  text[at] = '\0';
+  FrameWriter line(text, sizeof(text));
+  line.append("microphone ring full: ");
+  line.append_uint(dropped - g_dropped_reported);
+  line.append(" samples lost (");
+  line.append_uint(dropped);
+  line.append(" since boot)");
   g_dropped_reported = dropped;
-  app_error("overrun", text);
+  app_error("overrun", line.text());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "tinygen_app.h"
 #include "tinygen_config.h"
 #include "tinygen_image_frontend.h"
+#include "tinygen_protocol.h"
 #include "tinygen_sensor.h"
 #include "tinygen_sensor_config.h"
 
@@ -21,38 +22,22 @@ int8_t g_input[TINYGEN_INPUT_BYTES];
 uint32_t g_frames = 0;
 uint32_t g_capture_us = 0;
 
-size_t append(char* out, size_t at, const char* text) {
-  while (*text) out[at++] = *text++;
-  return at;
-}
-
-size_t append_u32(char* out, size_t at, uint32_t value) {
-  char digits[10];
-  size_t n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + value % 10u);
-    value /= 10u;
-  } while (value);
-  while (n) out[at++] = digits[--n];
-  return at;
-}
-
 // "tinygen: camera 96x96 gray8, capture 41230 us (mean of 10 frames)": a device log line
 // every 10 frames (shown by the monitor, never taken for a frame).
 void report(const CameraFrame& frame) {
   static const char* const kFormats[] = {"gray8", "rgb565", "rgb888"};
   char text[96];
-  size_t at = append(text, 0, "tinygen: camera ");
-  at = append_u32(text, at, frame.width);
-  at = append(text, at, "x");
-  at = append_u32(text, at, frame.height);
-  at = append(text, at, " ");
-  at = append(text, at, kFormats[frame.format]);
-  at = append(text, at, ", capture ");
-  at = append_u32(text, at, g_capture_us / 10u);
-  at = append(text, at, " us (mean of 10 frames)");
-  text[at] = '\0';
-  app_log(text);
+  FrameWriter line(text, sizeof(text));
+  line.append("tinygen: camera ");
+  line.append_uint(frame.width);
+  line.append("x");
+  line.append_uint(frame.height);
+  line.append(" ");
+  line.append(kFormats[frame.format]);
+  line.append(", capture ");
+  line.append_uint(g_capture_us / 10u);
+  line.append(" us (mean of 10 frames)");
+  app_log(line.text());
 }
 
 }  // namespace
