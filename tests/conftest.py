@@ -90,3 +90,20 @@ def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        "--input-spec", str(root / "spec.json"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def build_sensor_firmware(root: Path, source: Path) -> dict[str, Path]:
+    """``source`` (a Keras model) converted to int8, rendered for qemu-m4 in sensor mode and
+    built with its own PlatformIO folder (QEMU tests of the sensor paths)."""
+    model = root / f"{source.parent.name}_int8.tflite"
+    proc = run_tinygen("convert", str(source), "--out", str(model))
+    assert proc.returncode == 0, proc.stderr
+    project = root / "proj"
+    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(model),
+                       "--out", str(project))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tinygen("build", "--board", "qemu-m4", str(project),
+                       env={"PLATFORMIO_CORE_DIR": str(root / "pio-core")}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"model": model, "project": project,
+            "elf": project / ".pio" / "build" / "qemu-m4" / "firmware.elf"}

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, assert_user_error, run_tinygen
+from conftest import REPO, assert_user_error, build_sensor_firmware, run_tinygen
 
 from tinygen.audio.features import params_from_json
 from tinygen.audio.listen import input_lut, listen
@@ -36,18 +36,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("listen")
-    model = root / "keyword_int8.tflite"
-    proc = run_tinygen("convert", str(KEYWORD / "model.h5"), "--out", str(model))
-    assert proc.returncode == 0, proc.stderr
-    project = root / "proj"
-    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(model),
-                       "--out", str(project))
-    assert proc.returncode == 0, proc.stderr
-    proc = run_tinygen("build", "--board", "qemu-m4", str(project),
-                       env={"PLATFORMIO_CORE_DIR": str(root / "pio-core")}, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"model": model, "project": project, "root": root,
-            "elf": project / ".pio" / "build" / "qemu-m4" / "firmware.elf",
+    built = build_sensor_firmware(root, KEYWORD / "model.h5")
+    model, project = built["model"], built["project"]
+    return {**built, "root": root,
             "manifest": json.loads((project / "tinygen.json").read_text()),
             "meta": json.loads(model.with_suffix(".json").read_text())}
 

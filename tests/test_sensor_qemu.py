@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, assert_user_error, run_tinygen
+from conftest import REPO, assert_user_error, build_sensor_firmware, run_tinygen
 
 from tinygen.boards import load_board
 from tinygen.emulate import Emulator
@@ -31,20 +31,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("sensor")
-    model = root / "gesture_int8.tflite"
-    proc = run_tinygen("convert", str(GESTURE / "model.h5"), "--out", str(model))
-    assert proc.returncode == 0, proc.stderr
-    project = root / "proj"
-    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(model),
-                       "--out", str(project))
-    assert proc.returncode == 0, proc.stderr
-    proc = run_tinygen("build", "--board", "qemu-m4", str(project),
-                       env={"PLATFORMIO_CORE_DIR": str(root / "pio-core")}, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"model": model, "project": project,
-            "elf": project / ".pio" / "build" / "qemu-m4" / "firmware.elf",
-            "meta": json.loads(model.with_suffix(".json").read_text())}
+    built = build_sensor_firmware(tmp_path_factory.mktemp("sensor"), GESTURE / "model.h5")
+    return {**built, "meta": json.loads(built["model"].with_suffix(".json").read_text())}
 
 
 def test_recordings_streamed_into_the_emulated_imu_infer_like_the_host(
