@@ -3,7 +3,7 @@
     python benchmarks/bench_aot.py [--windows 20] [--no-qemu] [--models gesture,...]
                                    [--tflm-dir TFLM_TREE_BUILT_FOR_THE_M4]
 
-For the bundled gesture example (converted from examples/gesture/model.h5), TFLM's
+For the bundled gesture example (converted from examples/basicmotions/model.h5), TFLM's
 hello_world, micro_speech and person_detect (MobileNet v1 0.25, 96x96) models, a small
 MobileNet-style model (depthwise-separable blocks) and a Keras LSTM model (both built and
 converted here with TensorFlow), prints:
@@ -103,7 +103,7 @@ def gesture(folder: Path) -> Path:
 
     out = folder / "gesture_int8.tflite"
     subprocess.run([sys.executable, "-m", "tinygen", "convert",
-                    str(REPO / "examples/gesture/model.h5"), "--out", str(out)],
+                    str(REPO / "examples/basicmotions/model.h5"), "--out", str(out)],
                    check=True, capture_output=True)
     return out
 
@@ -228,7 +228,7 @@ def main() -> int:
             t = model.graph.tensors[model.graph.inputs[0]]
             rng = np.random.default_rng(7)
             if name == "gesture":
-                x = np.load(REPO / "examples/gesture/test.npz")["x"][: args.windows]
+                x = np.load(REPO / "examples/basicmotions/test.npz")["x"][: args.windows]
                 q = t.quantization
                 inputs = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127)
                 inputs = inputs.astype(np.int8).reshape((-1, *t.shape))

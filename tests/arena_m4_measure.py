@@ -58,7 +58,7 @@ def gesture_model(work: Path) -> Path:
     from tinygen.model.convert import ConvertOptions, convert
 
     out = work / "gesture_int8.tflite"
-    gesture = REPO / "examples" / "gesture"
+    gesture = REPO / "examples" / "basicmotions"
     convert(gesture / "model.h5", ConvertOptions(calib=str(gesture / "model.calib.npz"),
                                                  out=out), progress=lambda _m: None)
     return out

@@ -86,7 +86,7 @@ def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("imu")
     (root / "spec.json").write_text(json.dumps(IMU_SPEC))
     out = root / "imu.tflite"
-    proc = run_tinygen("convert", str(REPO / "examples" / "gesture" / "model.h5"),
+    proc = run_tinygen("convert", str(REPO / "examples" / "basicmotions" / "model.h5"),
                        "--input-spec", str(root / "spec.json"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out

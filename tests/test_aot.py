@@ -19,8 +19,8 @@ from tinygen.aot.codegen import AotModel, build_model, generate
 from tinygen.aot.host import compile_host, run_host, write_sources
 
 TFLM_DATA = REPO / "tests" / "data" / "tflm"
-GESTURE_H5 = REPO / "examples" / "gesture" / "model.h5"
-GESTURE_TEST = REPO / "examples" / "gesture" / "test.npz"
+GESTURE_H5 = REPO / "examples" / "basicmotions" / "model.h5"
+GESTURE_TEST = REPO / "examples" / "basicmotions" / "test.npz"
 
 
 def tflm_outputs(data: bytes, inputs: np.ndarray) -> np.ndarray:

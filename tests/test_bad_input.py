@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_user_error, run_tinygen
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 TFLM = REPO / "tests" / "data" / "tflm"
 
 
@@ -121,7 +121,7 @@ def test_csv_calibration_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cmd", [["convert", "no/such/model.h5"], ["inspect", "no/such.tflite"],
-                                 ["convert", "examples/gesture/model.h5", "--calib", "nope.npz"]])
+                                 ["convert", "examples/basicmotions/model.h5", "--calib", "nope.npz"]])
 def test_missing_file(cmd: list[str], tmp_path: Path) -> None:
     proc = run_tinygen(*cmd, "--out" if cmd[0] == "convert" else "--json",
                        *([str(tmp_path / "x.tflite")] if cmd[0] == "convert" else []), cwd=REPO)

@@ -86,7 +86,7 @@ def test_flash_dry_run_prints_every_command(nano_project: Path) -> None:
 
 
 def test_flash_dry_run_of_a_model_writes_nothing(tmp_path: Path) -> None:
-    proc = run_tinygen("flash", "--board", "esp32cam", str(REPO / "examples/gesture/model.h5"),
+    proc = run_tinygen("flash", "--board", "esp32cam", str(REPO / "examples/basicmotions/model.h5"),
                        "--out", str(tmp_path / "p"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "tinygen convert" in proc.stdout and "upload" in proc.stdout

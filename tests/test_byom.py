@@ -19,7 +19,7 @@ from conftest import REPO, assert_user_error, run_tinygen
 from zoo import BY_NAME, imu_data, train_and_save
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 
 
 def _tiny_conv(compile_with: dict[str, Any] | None = None) -> Any:

@@ -37,7 +37,7 @@ SPEC = {"sensor": "imu", "rate_hz": 10, "channels": CHANNELS,
 
 @pytest.fixture(scope="module")
 def recordings() -> np.ndarray:
-    d = np.load(REPO / "examples" / "gesture" / "data" / "basicmotions.npz")
+    d = np.load(REPO / "examples" / "basicmotions" / "data" / "basicmotions.npz")
     return d["x_train"].astype("<f4")  # [40, 100, 6]
 
 

@@ -37,7 +37,7 @@ def pio_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def motions() -> dict[str, np.ndarray]:
-    d = np.load(REPO / "examples" / "gesture" / "data" / "basicmotions.npz")
+    d = np.load(REPO / "examples" / "basicmotions" / "data" / "basicmotions.npz")
     return {k: d[k] for k in d.files}
 
 

@@ -13,7 +13,7 @@ from conftest import REPO, assert_user_error, run_tinygen
 
 from tinygen.model.tflite_file import read_tflite
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 
 
 def accuracy_line(report: dict) -> str:  # type: ignore[type-arg]

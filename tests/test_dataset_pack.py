@@ -19,7 +19,7 @@ META = WindowMeta(board="qemu-m4", sensor="imu", rate_hz=10.0,
 
 @pytest.fixture()
 def recorded(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray, list[str]]:
-    d = np.load(REPO / "examples" / "gesture" / "data" / "basicmotions.npz")
+    d = np.load(REPO / "examples" / "basicmotions" / "data" / "basicmotions.npz")
     labels = [str(s) for s in d["label_names"]]
     folder = tmp_path / "data"
     for x, y in zip(d["x_train"], d["y_train"]):

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_user_error, run_tinygen
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 QEMU_PID = re.compile(r"QEMU \S+ \(pid (\d+)\)")
 
 

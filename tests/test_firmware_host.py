@@ -21,7 +21,7 @@ from cpp_build import TEMPLATES, compile_program, engine_library
 from tinygen import protocol
 from tinygen.protocol import Decoder, DeviceError, Hello, Inference
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 
 
 @pytest.fixture(scope="module")

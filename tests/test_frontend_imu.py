@@ -20,8 +20,8 @@ from tinygen.frontend.spec import InputSpec, load_input_spec, parse_input_spec
 from tinygen.model.int8_runner import quantize_input
 
 SRC = REPO / "templates" / "input-imu" / "src"
-GESTURE = REPO / "examples" / "gesture"
-# The gesture example's int8 input quantization (tinygen convert examples/gesture/model.h5).
+GESTURE = REPO / "examples" / "basicmotions"
+# The gesture example's int8 input quantization (tinygen convert examples/basicmotions/model.h5).
 SCALE, ZERO_POINT = 0.245836451649665833, -15
 
 

@@ -18,7 +18,7 @@ from conftest import REPO, run_tinygen
 from tinygen import protocol
 
 pytestmark = pytest.mark.hardware
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 
 
 def test_flash_verify_and_infer_on_the_board(request: pytest.FixtureRequest, tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_inspect_names_ops_tflm_lacks(tmp_path: Path) -> None:
 
 
 def test_inspect_refuses_non_tflite() -> None:
-    assert_user_error(run_tinygen("inspect", str(REPO / "examples/gesture/model.h5")),
+    assert_user_error(run_tinygen("inspect", str(REPO / "examples/basicmotions/model.h5")),
                       "tinygen convert")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from conftest import IMU_SPEC, REPO, assert_user_error, run_tinygen
 from cpp_build import compile_program
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 HARNESS = REPO / "tests" / "cpp" / "mpu6050"
 SPEC = IMU_SPEC
 

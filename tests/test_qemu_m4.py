@@ -31,8 +31,8 @@ from tinygen.emulate import Emulator
 from tinygen.protocol import Decoder, DeviceError, Hello, Inference
 
 BOARD = "qemu-m4"
-GESTURE_H5 = REPO / "examples" / "gesture" / "model.h5"
-GESTURE_TEST = REPO / "examples" / "gesture" / "test.npz"
+GESTURE_H5 = REPO / "examples" / "basicmotions" / "model.h5"
+GESTURE_TEST = REPO / "examples" / "basicmotions" / "test.npz"
 PLATFORM_SRC = REPO / "boards" / "platforms" / "tinygen-qemu"
 PLATFORM_REF = "symlink://${PROJECT_DIR}/platform"
 RAM_ORIGIN, RAM_BYTES = 0x20000000, 4 * 1024 * 1024

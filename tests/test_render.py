@@ -19,7 +19,7 @@ from tinygen.render import ARENA_MARGIN_FRACTION, ARENA_MARGIN_MIN, ops_table, t
 
 TFLM = REPO / "tests" / "data" / "tflm"
 GOLDEN = REPO / "tests" / "golden"
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 BOARDS = ["esp32cam", "esp32dev", "nano33ble", "nano33ble_sense_rev2"]
 
 

@@ -23,7 +23,7 @@ from tinygen.frontend.spec import parse_input_spec
 from tinygen.model.int8_runner import Int8Runner
 from tinygen.protocol import Decoder, Hello, Inference
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="needs qemu-system-arm and arm-none-eabi-gcc (.ci/run installs them)")

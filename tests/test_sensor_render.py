@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import IMU_SPEC, REPO, assert_user_error, run_tinygen
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 SPEC = IMU_SPEC
 
 

@@ -21,7 +21,7 @@ from conftest import REPO, assert_user_error, run_tinygen
 from tinygen.errors import InputFileError
 from tinygen.tflm_tree import LIBRARY, find_m4_build
 
-GESTURE = REPO / "examples" / "gesture"
+GESTURE = REPO / "examples" / "basicmotions"
 M4_DIR = os.environ.get("TINYGEN_TFLM_M4_DIR")
 needs_m4_tree = pytest.mark.skipif(
     not M4_DIR, reason="TFLM-linked: set TINYGEN_TFLM_M4_DIR to a tflite-micro tree built for "

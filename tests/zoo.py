@@ -5,7 +5,7 @@ Used by tests/test_model_zoo.py, and run as a script it writes the matrix in doc
 
     python tests/zoo.py --out docs/models.md
 
-Data: the bundled BasicMotions IMU recordings (examples/gesture/data, 10 Hz, 6 channels),
+Data: the bundled BasicMotions IMU recordings (examples/basicmotions/data, 10 Hz, 6 channels),
 cut into 50-step windows (stride 10), and log-mel spectrograms of real spoken digits
 (tests/data/fsdd). Each model is compiled and fitted, then saved compiled as `.keras`, as
 `.h5` and as a SavedModel (`model.export`), converted to int8 with tinygen, inspected (ops,
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-IMU = REPO / "examples" / "gesture" / "data" / "basicmotions.npz"
+IMU = REPO / "examples" / "basicmotions" / "data" / "basicmotions.npz"
 AUDIO = REPO / "tests" / "data" / "fsdd" / "spectrograms.npz"
 FORMATS = ("keras", "h5", "savedmodel")
 WINDOW, STRIDE = 50, 10
@@ -275,7 +275,7 @@ def markdown(rows: list[Row], seconds: float) -> str:
         "for one real board. Regenerate: `python tests/zoo.py --out docs/models.md`",
         f"(this run: {seconds:.0f} s). The same matrix is checked by `tests/test_model_zoo.py`.",
         "",
-        "Data: BasicMotions IMU recordings (examples/gesture/data) as 50-step windows,",
+        "Data: BasicMotions IMU recordings (examples/basicmotions/data) as 50-step windows,",
         "stride 10 (240 train / 240 test windows); FSDD spoken digits 0-3 as 30x20 log-mel",
         "spectrograms (tests/data/fsdd, 100 train / 100 test clips).",
         "",
