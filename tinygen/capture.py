@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset_pack import WindowMeta, check_same_setup, write_window
+from .dataset_pack import WindowMeta, check_same_setup, write_image, write_window
 from .errors import TinygenError
 from .protocol import (
     SEQ_MODULUS,
@@ -136,10 +136,10 @@ class WindowAssembler:
         self._next += n
         if self._next < info.window:
             return None
-        dtype = "<i2" if info.fmt == "s16le" else "<f4"
+        dtype = {"s16le": "<i2", "u8": "u1"}.get(info.fmt, "<f4")
         samples = np.frombuffer(b"".join(self._parts), dtype=dtype).reshape(
             info.window, len(info.channels))
-        samples = samples.astype(np.int16 if info.fmt == "s16le" else np.float32)
+        samples = samples.astype(np.dtype(dtype).newbyteorder("="))
         seq = self._seq
         self._seq, self._parts, self._next = None, [], 0
         self.stats.windows += 1
@@ -149,6 +149,10 @@ class WindowAssembler:
 def check_capture_hello(hello: Hello, where: str) -> CaptureInfo:
     """The capture settings of a hello; CaptureError when it is not a capture firmware."""
     try:
+        if hello.extra.get("sensor") == "camera":
+            from .capture_camera import camera_info
+
+            return camera_info(hello)
         return capture_info(hello)
     except ValueError as exc:
         raise CaptureError(f"{where} does not run tinygen's capture firmware: {exc}",
@@ -283,13 +287,29 @@ class Recording:
         }
 
 
+def _write(rec: Recording, info: CaptureInfo, meta: WindowMeta, samples: np.ndarray
+           ) -> tuple[Path, np.ndarray]:
+    """One complete window into the folder: a wav clip, a PNG image or a CSV window."""
+    if info.fmt == "s16le":
+        return write_clip(rec.folder, rec.label, samples[:, 0], int(info.rate_hz)), samples
+    width = getattr(info, "width", 0)
+    if width:  # a camera image: pixels in rows
+        image = samples.reshape(-1, width, len(info.channels))
+        return write_image(rec.folder, rec.label, image, meta, utc_now()), image
+    return write_window(rec.folder, rec.label, samples, meta, utc_now()), samples
+
+
 def record_windows(next_record: Callable[[float], Record | None], info: CaptureInfo,
                    rec: Recording, *, stream_done: Callable[[], bool] = lambda: False,
                    quiet_s: float = 2.0, on_window: Callable[[str, np.ndarray], None]
                    = lambda f, s: None, on_note: Callable[[str], None] = lambda s: None,
+                   request: Callable[[int], None] | None = None, request_timeout_s: float = 30.0,
                    ) -> Recording:
     """Read records until ``rec.count`` windows are written, or ``stream_done()`` and no
-    frame for ``quiet_s``, or Ctrl-C; every complete window is written as it arrives."""
+    frame for ``quiet_s``, or Ctrl-C; every complete window is written as it arrives.
+    Push-to-record firmware: ``request(k)`` asks for window k (it may wait for the user)
+    whenever none is outstanding; a request unanswered for ``request_timeout_s`` is
+    reported and asked again."""
     meta = window_meta(info, rec.board)
     audio = info.fmt == "s16le"
     rec.earlier = (check_clip_setup(rec.folder, int(info.rate_hz)) if audio
@@ -298,26 +318,38 @@ def record_windows(next_record: Callable[[float], Record | None], info: CaptureI
     rec.assembly = assembler.stats
     last = time.monotonic()
     reported = 0
+    asked_at: float | None = None  # when the outstanding request was sent
+    stats = assembler.stats
+    answered = 0  # windows complete, truncated or lost when the request was sent
     try:
         while rec.count is None or len(rec.files) < rec.count:
+            if request is not None and asked_at is not None and (
+                    stats.windows + stats.truncated + stats.lost > answered):
+                asked_at = None  # answered (whole or not)
+            if request is not None and asked_at is None:
+                request(len(rec.files))
+                asked_at = last = time.monotonic()
+                answered = stats.windows + stats.truncated + stats.lost
             record = next_record(time.monotonic() + 0.1)
             now = time.monotonic()
             if record is None:
                 if stream_done() and now - last > quiet_s:
                     break
+                if asked_at is not None and now - asked_at > request_timeout_s:
+                    assembler.finish()
+                    on_note(f"no complete window {request_timeout_s:g} s after the request: "
+                            "asking again")
+                    asked_at = None
                 continue
             last = now
             if isinstance(record, WindowChunk):
                 window = assembler.add(record)
                 if window is not None:
                     with _interrupt_after():
-                        path = (write_clip(rec.folder, rec.label, window.samples[:, 0],
-                                           int(info.rate_hz)) if audio else
-                                write_window(rec.folder, rec.label, window.samples, meta,
-                                             utc_now()))
+                        path, shown = _write(rec, info, meta, window.samples)
                         rel = path.relative_to(rec.folder).as_posix()
                         rec.files.append(rel)
-                    on_window(rel, window.samples)
+                    on_window(rel, shown)
             elif isinstance(record, Hello):
                 new = check_capture_hello(record, "the device")
                 if new != info:

@@ -42,7 +42,12 @@ def _expected_info(spec: Any) -> Any:
     from .protocol import Hello, capture_info
 
     extra = dict(kv.split("=", 1) for kv in hello_keys(spec).split())
-    return capture_info(Hello(mode="capture", extra={**extra, "sensor": spec.sensor}))
+    hello = Hello(mode="capture", extra={**extra, "sensor": spec.sensor})
+    if spec.sensor == "camera":
+        from .capture_camera import camera_info
+
+        return camera_info(hello)
+    return capture_info(hello)
 
 
 def _build(spec: Any, board: Any, project: Path, verbose: bool) -> Any:
@@ -59,6 +64,12 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
     from .capture_firmware import wire_budget
 
     w = wire_budget(spec, board.baud)
+    if spec.sensor == "camera":
+        _progress(f"wire: {spec.width}x{spec.height} {'gray' if spec.gray else 'RGB'} images "
+                  f"(from {spec.frame_width}x{spec.frame_height} frames) = "
+                  f"{w['raw_bytes_per_image']:,} B, {w['bytes_per_window']:,} B framed = "
+                  f"{w['seconds_per_image']:.2f} s each at {board.baud} baud")
+        return w
     kind = "int16" if getattr(spec, "fmt", "f32le") == "s16le" else "float32"
     _progress(f"wire: {spec.rate_hz:g} Hz x {len(spec.channels)} channels {kind} = "
               f"{w['raw_bytes_per_s']:,.0f} B/s of samples, {w['wire_bytes_per_s']:,.0f} B/s "
@@ -77,9 +88,10 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
               metavar="DIR", help="Dataset folder (index.csv + one CSV per window); appended to.")
 @click.option("--port", "-p", metavar="PORT", help="The board's serial port (default: found "
               "by its USB ids).")
-@click.option("--sensor-data", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--sensor-data", type=click.Path(path_type=Path), metavar="FILE",
               help="qemu-m4: recorded samples streamed into the emulated IMU (.npz x "
-                   "[n, samples, channels] or [samples, channels], .npy, .csv).")
+                   "[n, samples, channels] or [samples, channels], .npy, .csv), a .wav into "
+                   "its microphone, or an image / a folder of images into its camera.")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False),
               metavar="FILE.json", help="Capture settings as an input spec (the format of "
               "`convert --input-spec`; e.g. a model's MODEL.input.json). Default: ax ay az gx "
@@ -102,6 +114,17 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
                    "(DIR/<label>/<label>.<n>.wav, what `tinygen dataset audio` reads).")
 @click.option("--clip-ms", type=click.IntRange(min=1), default=1000, show_default=True,
               metavar="MS", help="With --audio: clip length, back to back.")
+@click.option("--camera", type=click.Choice(["gray", "rgb"]), metavar="gray|rgb",
+              help="Record camera images instead (8-bit PNG, DIR/<label>/<label>.<n>.png): "
+                   "gray or RGB. One image per Enter (push to record) unless --interval-ms.")
+@click.option("--frame", metavar="WxH", help="With --camera: the camera's frame size (a size "
+              "of the ESP32 camera driver; default: the smallest covering --size, else "
+              "160x120).")
+@click.option("--size", metavar="WxH", help="With --camera: the image sent, cut from the frame "
+              "by the board's image front-end (default: the whole frame; smaller for slow "
+              "wires).")
+@click.option("--interval-ms", type=click.IntRange(min=1), metavar="MS",
+              help="With --camera: an image every MS ms instead of one per request.")
 @click.option("--sensor", "sensor_opt", metavar="NAME[:key=value,...]",
               help="An external sensor wired to the board, as for render (e.g. mpu6050 on "
                    "esp32dev; `tinygen boards --json` lists them).")
@@ -116,7 +139,9 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
             sensor_data: Path | None, spec_file: Path | None, channels: str | None,
             units: str | None, rate_hz: float | None, window: int | None,
             interval: int | None, trigger: float | None, pre: int | None,
-            trigger_channels: str | None, audio: bool, clip_ms: int, sensor_opt: str | None,
+            trigger_channels: str | None, audio: bool, clip_ms: int, camera: str | None,
+            frame: str | None, size: str | None, interval_ms: int | None,
+            sensor_opt: str | None,
             project: Path | None, render_only: bool,
             verbose: bool, as_json: bool) -> None:
     """Record labelled sensor windows from the board into a dataset folder.
@@ -145,7 +170,22 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
         from .boards import attach_sensor
 
         board = attach_sensor(board, sensor_opt)
-    if audio:
+    camera_only = [name for name, value in (("--frame", frame), ("--size", size),
+                   ("--interval-ms", interval_ms)) if value is not None]
+    if camera_only and not camera:
+        raise InputFileError(f"{', '.join(camera_only)}: camera settings, for --camera")
+    if camera:
+        from .capture_camera import camera_spec
+
+        given = [name for name, value in (("--spec", spec_file), ("--channels", channels),
+                 ("--units", units), ("--window", window), ("--interval", interval),
+                 ("--trigger", trigger), ("--rate", rate_hz), ("--audio", audio or None))
+                 if value is not None]
+        if given:
+            raise InputFileError(f"--camera records images: {', '.join(given)} do not apply",
+                                 hint="camera takes --frame, --size and --interval-ms")
+        spec: Any = camera_spec(board, camera, frame, size, interval_ms)
+    elif audio:
         from .capture_firmware import clip_spec
 
         given = [name for name, value in (("--spec", spec_file), ("--channels", channels),
@@ -154,7 +194,7 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
         if given:
             raise InputFileError(f"--audio records clips: {', '.join(given)} are IMU settings",
                                  hint="audio takes --rate and --clip-ms")
-        spec: Any = clip_spec(board, rate_hz, clip_ms)
+        spec = clip_spec(board, rate_hz, clip_ms)
     else:
         spec = capture_spec(spec_file, rate_hz=rate_hz, window=window, interval=interval,
                             trigger=trigger, pre=pre, trigger_channels=_names(trigger_channels),
@@ -180,9 +220,11 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
                              hint="1-32 characters of A-Z a-z 0-9 _ . + -")
     if board.emulator is not None and port is None:
         if sensor_data is None:
-            raise InputFileError(f"{board.name} is emulated: its IMU needs --sensor-data FILE",
-                                 hint="recorded samples [n, samples, channels] or [samples, "
-                                      "channels] in the capture's channel order")
+            raise InputFileError(f"{board.name} is emulated: its {spec.sensor} needs "
+                                 "--sensor-data FILE",
+                                 hint="camera: an image or a folder of images; IMU: "
+                                      "recorded samples [n, samples, channels] or [samples, "
+                                      "channels] in the capture's channel order; mic: a .wav")
         summary = _capture_emulated(board, spec, project, label, count, out, sensor_data,
                                     verbose, as_json)
     else:
@@ -201,7 +243,7 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
 def _print_summary(s: dict[str, Any]) -> None:
     stop = " (Ctrl-C)" if s["interrupted"] else ""
     audio = s["capture"]["format"] == "s16le"
-    what = "clips" if audio else "windows"
+    what = "clips" if audio else "images" if s["capture"]["sensor"] == "camera" else "windows"
     click.echo(f"recorded {s['windows']} {what} of '{s['label']}' into {s['folder']}{stop}; "
                f"the folder now holds {s['earlier_windows'] + s['windows']}")
     if s["truncated"] or s["lost"] or s["bad_chunks"]:
@@ -211,26 +253,51 @@ def _print_summary(s: dict[str, Any]) -> None:
     if t:
         click.echo(f"  received {t['bytes']:,} B in {s['duration_s']:.1f} s "
                    f"({t['bytes_per_s']:,.0f} B/s, {t['windows_per_s']:.2f} windows/s)")
+    size = " --size WxH" if what == "images" else ""
     click.echo(f"  next: tinygen dataset audio {s['folder']} --out clips.npz" if audio else
-               f"  next: tinygen dataset pack {s['folder']} --out train.npz --split 0.2")
+               f"  next: tinygen dataset pack {s['folder']} --out train.npz --split 0.2{size}")
+
+
+def wire_budget_of(spec: Any, board: Any) -> dict[str, Any]:
+    from .capture_firmware import wire_budget
+
+    return wire_budget(spec, board.baud)
 
 
 def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int, out: Path,
              as_json: bool, counting: _CountingLink, stream_done: Any = lambda: False,
-             ) -> dict[str, Any]:
+             interactive: bool = True) -> dict[str, Any]:
+    import sys
+
     from .capture import Recording, preview, record_windows
+    from .capture_image import image_preview
+    from .protocol import encode_frame
 
     rec = Recording(folder=out, label=label, board=board.name, info=info, count=count)
+    camera = info.sensor == "camera"
 
     def on_window(rel: str, samples: Any) -> None:
         done = len(rec.files)
         _progress(f"[{done}/{count}] {rel}")
         if not as_json:
-            for line in preview(samples, info):
+            for line in [image_preview(samples)] if camera else preview(samples, info):
                 _progress(line)
 
+    wait_for_enter = interactive and sys.stdin.isatty()
+
+    def request(k: int) -> None:
+        """Push to record: Enter in a terminal (else at once) -> a `rec` frame."""
+        if wait_for_enter:
+            _progress(f"press Enter to record '{label}' {k + 1}/{count} (Ctrl-C stops)")
+            if not sys.stdin.readline():
+                raise KeyboardInterrupt  # end of input: stop like Ctrl-C
+        link.conn.write(encode_frame(f"rec {k}"))
+
+    timeout = 10.0 + 3 * float(wire_budget_of(spec, board).get("seconds_per_image", 1.0))
     record_windows(link.next_record, info, rec, stream_done=stream_done, on_window=on_window,
-                   on_note=lambda s: _progress(f"  {s}"))
+                   on_note=lambda s: _progress(f"  {s}"),
+                   request=request if getattr(info, "request", False) else None,
+                   request_timeout_s=timeout)
     summary = rec.summary(link.decoder.stats.as_dict())
     duration = max(summary["duration_s"], 1e-6)
     summary["throughput"] = {"bytes": counting.bytes_read,
@@ -259,7 +326,13 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
     from .model.samples import load_sensor_stream
     from .protocol import Decoder
 
-    if spec.sensor == "mic":
+    if spec.sensor == "camera":
+        from .frontend.camera_feed import camera_frames
+
+        shots = camera_frames(sensor_data, spec.frame_width, spec.frame_height,
+                              spec.frame_format)
+        feed_bytes = b"".join(shots.frames)
+    elif spec.sensor == "mic":
         from .audio.wav import microphone_feed
 
         if sensor_data.suffix.lower() != ".wav":
@@ -269,7 +342,7 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
     else:
         samples = load_sensor_stream(sensor_data)
         feed_bytes = np.ascontiguousarray(samples, "<f4").tobytes()
-    if spec.sensor != "mic" and samples.shape[1] != len(spec.channels):
+    if spec.sensor == "imu" and samples.shape[1] != len(spec.channels):
         raise InputFileError(f"--sensor-data {sensor_data.name} has {samples.shape[1]} channels, "
                              f"the capture records {len(spec.channels)} "
                              f"({' '.join(spec.channels)})",
@@ -289,7 +362,7 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
         info = check_capture_hello(hello, link.name)
         feeder = stream_sensor(emu, feed_bytes)
         return _session(link, info, spec, board, label, count, out, as_json, counting,
-                        stream_done=lambda: not feeder.is_alive())
+                        stream_done=lambda: not feeder.is_alive(), interactive=False)
 
 
 def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, out: Path,

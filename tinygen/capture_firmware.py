@@ -23,6 +23,13 @@ from typing import Any
 
 from . import __version__
 from .boards import Board
+from .capture_camera import (
+    CameraSpec,
+    camera_hello_keys,
+    camera_plan,
+    camera_ram_bytes,
+    camera_wire,
+)
 from .errors import BoardError, InputFileError
 from .frontend.spec import InputSpec, load_input_spec, parse_input_spec
 from .render import (
@@ -164,7 +171,7 @@ def clip_spec(board: Board, rate_hz: float | None, clip_ms: int) -> ClipSpec:
 
 
 def _value_bytes(spec: Any) -> int:
-    return 2 if getattr(spec, "fmt", FORMAT) == "s16le" else 4
+    return {"s16le": 2, "u8": 1}.get(getattr(spec, "fmt", FORMAT), 4)
 
 
 def chunk_samples(channels: int, value_bytes: int = 4) -> int:
@@ -172,8 +179,10 @@ def chunk_samples(channels: int, value_bytes: int = 4) -> int:
     return max(1, CHUNK_BYTES_MAX // (value_bytes * channels))
 
 
-def hello_keys(spec: InputSpec | ClipSpec) -> str:
+def hello_keys(spec: InputSpec | ClipSpec | CameraSpec) -> str:
     """The capture keys the firmware adds to its hello (docs/protocol.md)."""
+    if isinstance(spec, CameraSpec):
+        return camera_hello_keys(spec)
     keys = [f"rate={_float_text(spec.rate_hz).removesuffix('.0')}",
             "channels=" + ",".join(spec.channels),
             "units=" + ",".join(spec.units[c] for c in spec.channels),
@@ -186,13 +195,15 @@ def hello_keys(spec: InputSpec | ClipSpec) -> str:
     return " ".join(keys)
 
 
-def wire_budget(spec: InputSpec | ClipSpec, baud: int) -> dict[str, Any]:
+def wire_budget(spec: InputSpec | ClipSpec | CameraSpec, baud: int) -> dict[str, Any]:
     """Bytes per second the capture stream needs on the wire against what the UART carries
     (8N1: 10 bits per byte). Fixed-interval windows send every sample once per stride
     (window / stride times); triggered windows only when triggered (the figure is for one
     window right after another)."""
     channels, value = len(spec.channels), _value_bytes(spec)
     chunk = chunk_samples(channels, value)
+    if isinstance(spec, CameraSpec):
+        return camera_wire(spec, baud, chunk)
     frames = math.ceil(spec.window / chunk)
     header = len("@tg1 win 4294967295 ") + 2 * len(str(spec.window)) + 2 + len("*XXXX\n")
     line_bytes = sum(header + 4 * math.ceil(min(chunk, spec.window - o) * value * channels / 3)
@@ -207,15 +218,23 @@ def wire_budget(spec: InputSpec | ClipSpec, baud: int) -> dict[str, Any]:
             "bytes_per_window": line_bytes, "samples_per_frame": chunk, "baud": baud}
 
 
-def capture_ram_bytes(spec: InputSpec | ClipSpec) -> int:
+def capture_ram_bytes(spec: InputSpec | ClipSpec | CameraSpec, board: Board | None = None
+                      ) -> int:
     """The capture firmware's buffers: IMU - the window's floats plus the front-end's int8
     ring and window; audio - the clip and the microphone ring (int16)."""
+    if isinstance(spec, CameraSpec):
+        assert board is not None
+        return camera_ram_bytes(spec, board)
     if isinstance(spec, ClipSpec):
         return 2 * spec.window + 2 * (int(spec.rate_hz) * AUDIO_RING_MS // 1000)
     return spec.window * len(spec.channels) * (4 + 1 + 1)
 
 
 AUDIO_TREE = "capture-audio"
+CAMERA_TREE = "capture-camera"
+# from input-camera the image front-end and the camera interface, not the inference loop
+CAMERA_FILES = ("src/tinygen_image_frontend.c", "src/tinygen_image_frontend.h",
+                "src/tinygen_sensor.h", "src/tinygen_sensor_config.h.jinja")
 
 
 def _mic_plan(spec: ClipSpec, board: Board) -> dict[str, Any]:
@@ -237,7 +256,7 @@ def _mic_plan(spec: ClipSpec, board: Board) -> dict[str, Any]:
             "window": spec.window, "stride": spec.window, "trigger": None}
 
 
-def _project_files(spec: InputSpec | ClipSpec, board: Board
+def _project_files(spec: InputSpec | ClipSpec | CameraSpec, board: Board
                    ) -> tuple[dict[str, bytes], dict[str, Any]]:
     board = dataclasses.replace(board, engine="none")  # no model: no engine, no TFLM library
     audio = isinstance(spec, ClipSpec)
@@ -247,23 +266,29 @@ def _project_files(spec: InputSpec | ClipSpec, board: Board
             (COMMON_TREE, COMMON_FILES), ("input-audio", ("src/tinygen_sensor.h",)),
             (board.template, None), (CAPTURE_TREE, CAPTURE_APP_FILES),
             (AUDIO_TREE, None))
+    elif isinstance(spec, CameraSpec):
+        sensor = camera_plan(spec, board)
+        trees = ((COMMON_TREE, COMMON_FILES), ("input-camera", CAMERA_FILES),
+                 (board.template, None), (CAPTURE_TREE, CAPTURE_APP_FILES), (CAMERA_TREE, None))
     else:
         shim = SimpleNamespace(input_spec=spec.to_json(), tflite_path=Path("the capture spec"))
         sensor = sensor_plan(shim, board)  # type: ignore[arg-type]  # the board's IMU, checked
         trees = ((COMMON_TREE, COMMON_FILES), ("input-imu", IMU_FILES), (board.template, None),
                  (CAPTURE_TREE, None))
-    need = capture_ram_bytes(spec)
+    need = capture_ram_bytes(spec, board)
     room = board.ram_bytes - board.reserved_ram_bytes
     if need > room:
         raise BoardError(f"capture buffers of {need:,} B do not fit {board.name} ({room:,} B "
                          f"free for them: RAM {board.ram_bytes:,} B - "
                          f"{board.reserved_ram_bytes:,} B framework)",
-                         hint="shorter windows (--window, --clip-ms) or fewer channels")
+                         hint="shorter windows (--window, --clip-ms), fewer channels or a "
+                              "smaller camera image (--size)")
     value = _value_bytes(spec)
     chunk = chunk_samples(len(spec.channels), value)
     capture = {"chunk": chunk, "chunk_bytes": chunk * value * len(spec.channels),
                "chunk_line": 32 + 4 * math.ceil(chunk * value * len(spec.channels) / 3),
-               "hello": hello_keys(spec), "clip": spec.window if audio else None}
+               "hello": hello_keys(spec), "clip": spec.window if audio else None,
+               "request": getattr(spec, "request", False)}
     pio, platform_files = board_platformio(board)
     context = {"tinygen_version": __version__, "board": board, "pio": pio, "mode": "capture",
                "sensor": sensor, "capture": capture, "model": None}
@@ -295,7 +320,7 @@ def default_capture_dir(board: Board) -> Path:
     return Path("firmware_out") / f"{board.name}-capture"
 
 
-def render_capture(spec: InputSpec | ClipSpec, board: Board, out_dir: Path) -> RenderResult:
+def render_capture(spec: InputSpec | ClipSpec | CameraSpec, board: Board, out_dir: Path) -> RenderResult:
     """Write the capture project (only what changed; checks happen before any write)."""
     files, manifest = _project_files(spec, board)
     result = write_project(files, out_dir)

@@ -80,8 +80,12 @@ def audio(root: Path, out: Path, like: Path | None, labels: str | None, pattern:
 @click.option("--split", type=float, default=None, metavar="FRACTION",
               help="Hold out this fraction of every label as the test split (stratified).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--size", metavar="WxH", help="Camera images: the size to pack them at "
+              "(centre crop + resize by the board's image front-end's twin; default: their "
+              "common size).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (for CI).")
-def pack(folder: Path, out: Path, split: float | None, seed: int, as_json: bool) -> None:
+def pack(folder: Path, out: Path, split: float | None, seed: int, size: str | None,
+         as_json: bool) -> None:
     """Pack recorded windows (FOLDER/index.csv + one CSV per window) into a training .npz.
 
     The arrays are what the example training scripts and `convert --calib/--eval` take.
@@ -92,11 +96,13 @@ def pack(folder: Path, out: Path, split: float | None, seed: int, as_json: bool)
     Examples:
       tinygen dataset pack data/ --out train.npz
       tinygen dataset pack data/ --out gestures.npz --split 0.2 --seed 1
+      tinygen dataset pack photos/ --out images.npz --size 96x96 --split 0.2
     """
+    from .capture_camera import parse_size
     from .dataset_pack import format_summary, write_packed
     from .dataset_pack import pack as pack_folder
 
-    packed = pack_folder(folder, split, seed)
+    packed = pack_folder(folder, split, seed, parse_size(size, "--size") if size else None)
     write_packed(packed, out)
     if as_json:
         click.echo(json.dumps({"out": str(out), **packed.summary}, indent=2, sort_keys=True))

@@ -5,6 +5,8 @@ The folder format (what `tinygen capture` writes, and what users can write by ha
     data/index.csv                 one row per window:
                                    file,label,board,sensor,rate_hz,channels,units,time
     data/<label>/<label>.<n>.csv   one window: a header of channel names, one row per sample
+    data/<label>/<label>.<n>.png   or, from a camera (sensor camera, channels gray or r g b,
+                                   rate_hz 0): one image, 8-bit gray or RGB PNG, any size
 
 ``channels`` and ``units`` in the index are space-separated (units as channel=unit).
 Windows are appended, never overwritten (the next free <n> is taken), so recording can
@@ -77,24 +79,43 @@ def check_same_setup(folder: Path, meta: WindowMeta) -> int:
 def write_window(folder: Path, label: str, samples: np.ndarray, meta: WindowMeta,
                  time_text: str) -> Path:
     """Append one window (samples [n, channels]) to the dataset folder; returns its file."""
-    if not LABEL_RE.match(label):
-        raise InputFileError(f"label '{label}' is not a valid name",
-                             hint="1-32 characters of A-Z a-z 0-9 _ . + -")
     samples = np.asarray(samples, np.float64)
     if samples.ndim != 2 or samples.shape[1] != len(meta.channels) or not len(samples):
         raise InputFileError(f"a window of shape {samples.shape} for {len(meta.channels)} "
                              "channels", hint="one row per sample, one column per channel")
-    rows = _index_rows(folder)
-    taken = {r["file"] for r in rows}
-    n = 0
-    while f"{label}/{label}.{n}.csv" in taken or (folder / label / f"{label}.{n}.csv").exists():
-        n += 1
-    rel = f"{label}/{label}.{n}.csv"
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(meta.channels)
     for row in samples:
         w.writerow([repr(float(v)) for v in row])
+    return _append(folder, label, "csv", text.getvalue().encode(), meta, time_text)
+
+
+def write_image(folder: Path, label: str, image: np.ndarray, meta: WindowMeta,
+                time_text: str) -> Path:
+    """Append one image (uint8 [H, W, channels]) as a PNG; returns its file."""
+    from .capture_image import png_bytes
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != len(meta.channels) or image.dtype != np.uint8:
+        raise InputFileError(f"an image of {image.dtype} {image.shape} for "
+                             f"{len(meta.channels)} channels", hint="uint8 [height, width, "
+                             "channels]")
+    return _append(folder, label, "png", png_bytes(image), meta, time_text)
+
+
+def _append(folder: Path, label: str, ext: str, data: bytes, meta: WindowMeta,
+            time_text: str) -> Path:
+    if not LABEL_RE.match(label):
+        raise InputFileError(f"label '{label}' is not a valid name",
+                             hint="1-32 characters of A-Z a-z 0-9 _ . + -")
+    rows = _index_rows(folder)
+    taken = {r["file"] for r in rows}
+    n = 0
+    while f"{label}/{label}.{n}.{ext}" in taken or (folder / label / f"{label}.{n}.{ext}"
+                                                    ).exists():
+        n += 1
+    rel = f"{label}/{label}.{n}.{ext}"
     index = io.StringIO()
     iw = csv.DictWriter(index, fieldnames=INDEX_FIELDS, lineterminator="\n")
     iw.writeheader()
@@ -102,7 +123,7 @@ def write_window(folder: Path, label: str, samples: np.ndarray, meta: WindowMeta
     iw.writerow({"file": rel, "label": label, "board": meta.board, **index_fields(meta),
                  "time": time_text})
     # the window first, then the index that names it: a crash leaves no dangling row
-    write_files_atomically({folder / rel: text.getvalue().encode()})
+    write_files_atomically({folder / rel: data})
     write_files_atomically({folder / INDEX: index.getvalue().encode()})
     return folder / rel
 
@@ -137,9 +158,36 @@ class Packed:
     summary: dict[str, Any]
 
 
-def pack(folder: Path, split: float | None = None, seed: int = 0) -> Packed:
+def _read_images(folder: Path, rows: list[dict[str, str]], channels: list[str],
+                 size: tuple[int, int] | None) -> np.ndarray:
+    """The images of a camera dataset at ``size`` (W, H), float32 [N, H, W, C] of 8-bit
+    values: each centre-cropped and resized by the Python twin of the board's image
+    front-end (tinygen/frontend/image.py), so a model trained on them sees what the
+    firmware will feed it."""
+    from .capture_image import read_image
+    from .frontend.image import image_to_input
+
+    images = [read_image(folder / r["file"]) for r in rows]
+    if size is None:
+        sizes = {(im.shape[1], im.shape[0]) for im in images}
+        if len(sizes) != 1:
+            raise InputFileError(f"{folder}: images of {len(sizes)} sizes "
+                                 f"({', '.join(f'{w}x{h}' for w, h in sorted(sizes))})",
+                                 hint="--size WxH resizes them all (as the board's front-end "
+                                      "would)")
+        size = sizes.pop()
+    width, height = size
+    keep = np.arange(256, dtype=np.uint8)  # the front-end's table: keep the 8-bit value
+    out = [image_to_input(im, im.shape[1], im.shape[0], "gray8" if im.shape[2] == 1 else
+                          "rgb888", width, height, len(channels), keep) for im in images]
+    return np.stack(out).astype(np.float32)
+
+
+def pack(folder: Path, split: float | None = None, seed: int = 0,
+         size: tuple[int, int] | None = None) -> Packed:
     """Every window of the folder as one array; refuses mixed rates, units or channels and
-    windows of another length (never padded)."""
+    windows of another length (never padded). Camera images are resized to ``size`` (W, H;
+    default: their common size)."""
     if not folder.is_dir():
         raise InputFileError(f"{folder}: no such folder", hint="the folder capture wrote")
     rows = _index_rows(folder)
@@ -155,7 +203,12 @@ def pack(folder: Path, split: float | None = None, seed: int = 0) -> Packed:
                 f"{other[0]['file']} has '{other[0][key]}' ({len(other)} windows differ)",
                 hint="pack recordings of one sensor setup together; split the folder")
     channels = first["channels"].split()
-    windows = [_read_window(folder / r["file"], channels) for r in rows]
+    camera = first["sensor"] == "camera"
+    if size is not None and not camera:
+        raise InputFileError(f"--size: {folder} holds {first['sensor']} windows, not images",
+                             hint="--size resizes camera images")
+    windows = (list(_read_images(folder, rows, channels, size)) if camera
+               else [_read_window(folder / r["file"], channels) for r in rows])
     lengths = {len(w) for w in windows}
     if len(lengths) != 1:
         short = min(range(len(rows)), key=lambda i: len(windows[i]))
@@ -179,6 +232,7 @@ def pack(folder: Path, split: float | None = None, seed: int = 0) -> Packed:
         x_test, y_test, x, y = x[test], y[test], x[~test], y[~test]
     summary = {
         "windows": len(rows), "samples_per_window": int(x.shape[1]), "channels": channels,
+        **({"image_size": [int(x.shape[2]), int(x.shape[1])]} if camera else {}),
         "rate_hz": float(first["rate_hz"]), "sensor": first["sensor"], "units": first["units"],
         "labels": {lab: {"train": int(np.sum(y == k)),
                          "test": int(np.sum(y_test == k)) if y_test is not None else 0}
@@ -201,9 +255,12 @@ def write_packed(p: Packed, out: Path) -> None:
 
 
 def format_summary(p: Packed) -> str:
-    lines = [(f"{p.summary['windows']} windows of {p.summary['samples_per_window']} samples x "
-             f"{len(p.summary['channels'])} channels ({' '.join(p.summary['channels'])}) at "
-             f"{p.summary['rate_hz']:g} Hz"),
+    s = p.summary
+    head = (f"{s['windows']} images of {s['image_size'][0]}x{s['image_size'][1]} x "
+            f"{len(s['channels'])} channels ({' '.join(s['channels'])})" if "image_size" in s
+            else f"{s['windows']} windows of {s['samples_per_window']} samples x "
+            f"{len(s['channels'])} channels ({' '.join(s['channels'])}) at {s['rate_hz']:g} Hz")
+    lines = [head,
              f"  {'label':<20}{'train':>7}{'test':>7}"]
     for lab, n in p.summary["labels"].items():
         lines.append(f"  {lab:<20}{n['train']:>7}{n['test']:>7}")

@@ -1,6 +1,7 @@
 // Capture firmware's side of tinygen_app.h, for every sensor: no model and no engine, so
 // the host's `in` frames are answered `err noengine`; `who` repeats the hello with the
-// capture keys (rate, channels, units, window; docs/capture.md). The sensor's file
+// capture keys (rate, channels, units, window; docs/capture.md); push-to-record firmware
+// (request=1 in the hello) takes `rec` frames, one window each. The sensor's file
 // (tinygen_capture.cpp, tinygen_capture_audio.cpp) does the rest. Portable C++: no
 // Arduino, no heap, no stdio.
 #include "tinygen_capture_app.h"
@@ -32,6 +33,23 @@ void send_error(const char* code, const Frame* frame, const char* text) {
   capture_send(w);
 }
 
+#if TINYGEN_CAPTURE_ON_REQUEST
+// "@tg1 rec <seq>*CRC": the host asks for one window now (push to record; docs/protocol.md).
+// parse_frame() checked the CRC and knows only the inference firmware's kinds (kOtherKind).
+bool is_request(const char* line, size_t len) {
+  static const char kHead[] = "@tg1 rec ";
+  const size_t head = sizeof(kHead) - 1;
+  if (len < head + 6) return false;
+  for (size_t i = 0; i < head; ++i) {
+    if (line[i] != kHead[i]) return false;
+  }
+  for (size_t i = head; i < len - 5; ++i) {
+    if (line[i] < '0' || line[i] > '9') return false;
+  }
+  return true;
+}
+#endif
+
 void handle_line(const char* line, size_t len) {
   Frame frame;
   switch (parse_frame(line, len, &frame)) {
@@ -48,6 +66,12 @@ void handle_line(const char* line, size_t len) {
       send_error("frame", nullptr, "malformed frame dropped");
       break;
     case kOtherKind:
+#if TINYGEN_CAPTURE_ON_REQUEST
+      if (is_request(line, len)) {
+        capture_request();
+        break;
+      }
+#endif
       send_error("kind", nullptr, "unknown frame kind");
       break;
     case kNotAFrame:

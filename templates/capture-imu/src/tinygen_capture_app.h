@@ -5,6 +5,7 @@
 #ifndef TINYGEN_CAPTURE_APP_H_
 #define TINYGEN_CAPTURE_APP_H_
 
+#include "tinygen_config.h"
 #include "tinygen_protocol.h"
 
 namespace tinygen {
@@ -16,6 +17,12 @@ void capture_send(FrameWriter& w);
 
 // The sensor's part, called once by app_begin before the hello.
 void capture_begin();
+
+#if TINYGEN_CAPTURE_ON_REQUEST
+// The sensor's part in push-to-record firmware: the host asked for one window (a `rec`
+// frame); it is sent when complete.
+void capture_request();
+#endif
 
 }  // namespace tinygen
 
