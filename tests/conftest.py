@@ -92,15 +92,16 @@ def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def build_sensor_firmware(root: Path, source: Path) -> dict[str, Path]:
-    """``source`` (a Keras model) converted to int8, rendered for qemu-m4 in sensor mode and
-    built with its own PlatformIO folder (QEMU tests of the sensor paths)."""
+def build_sensor_firmware(root: Path, source: Path, *render_args: str) -> dict[str, Path]:
+    """``source`` (a Keras model) converted to int8, rendered for qemu-m4 in sensor mode (with
+    ``render_args``) and built with its own PlatformIO folder (QEMU tests of the sensor
+    paths)."""
     model = root / f"{source.parent.name}_int8.tflite"
     proc = run_tinygen("convert", str(source), "--out", str(model))
     assert proc.returncode == 0, proc.stderr
     project = root / "proj"
     proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", str(model),
-                       "--out", str(project))
+                       "--out", str(project), *render_args)
     assert proc.returncode == 0, proc.stderr
     proc = run_tinygen("build", "--board", "qemu-m4", str(project),
                        env={"PLATFORMIO_CORE_DIR": str(root / "pio-core")}, timeout=300)

@@ -2,7 +2,9 @@
 digits (FSDD clips), one after another, streamed as 16-bit PCM into the emulated microphone
 (QEMU's second UART) -> the C front-end -> the AOT engine -> the C recognizer, in QEMU; the
 same stream through the Python twins (tinygen/audio/listen.py, with the TFLM interpreter as
-the model) gives the same inf scores and the same det frames."""
+the model) gives the same inf scores and the same det frames. The firmware is rendered with
+non-default listening options (--stride-ms, --average-window-ms, ...: LISTEN), and the twin
+is given the same values, so the options reach the device's loop and recognizer."""
 
 from __future__ import annotations
 
@@ -19,15 +21,20 @@ import pytest
 from conftest import REPO, assert_user_error, build_sensor_firmware, run_tinygen
 
 from tinygen.audio.features import params_from_json
-from tinygen.audio.listen import input_lut, listen
+from tinygen.audio.listen import input_lut, listen, listen_params
 from tinygen.audio.listen import params_from_json as listen_from_json
-from tinygen.audio.wav import load_for_model
+from tinygen.audio.listen_options import ListenOptions
+from tinygen.audio.wav import load_for_model, microphone_feed
 from tinygen.boards import load_board
 from tinygen.emulate import Emulator
 from tinygen.protocol import Decoder, Detected, DeviceLog, Hello, Inference
 
 KEYWORD = REPO / "examples" / "keyword"
 CLIPS = REPO / "tests" / "data" / "audio_clips"
+# not the defaults (200, 600, 800, 200, 3): one inference every 8 frames, 3 results averaged
+OPTIONS = ListenOptions(stride_ms=160, average_window_ms=480, suppression_ms=700, threshold=190,
+                        min_count=2)
+LISTEN = tuple(OPTIONS.flags().split())
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="needs qemu-system-arm and arm-none-eabi-gcc (.ci/run installs them)")
@@ -36,11 +43,15 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("listen")
-    built = build_sensor_firmware(root, KEYWORD / "model.h5")
+    built = build_sensor_firmware(root, KEYWORD / "model.h5", *LISTEN)
     model, project = built["model"], built["project"]
-    return {**built, "root": root,
-            "manifest": json.loads((project / "tinygen.json").read_text()),
-            "meta": json.loads(model.with_suffix(".json").read_text())}
+    meta = json.loads(model.with_suffix(".json").read_text())
+    manifest = json.loads((project / "tinygen.json").read_text())
+    lp = listen_params(params_from_json(meta["audio_frontend"]), 10, options=OPTIONS)
+    assert listen_from_json(manifest["listen"]) == lp and lp.stride_frames == 8
+    config = (project / "src" / "tinygen_sensor_config.h").read_text()
+    assert "TINYGEN_AUDIO_STRIDE_FRAMES 8u" in config and "TINYGEN_REC_THRESHOLD 190u" in config
+    return {**built, "root": root, "manifest": manifest, "meta": meta, "listen": lp}
 
 
 def spoken_digits(rate: int, names: list[str]) -> np.ndarray:
@@ -70,7 +81,7 @@ def tflm_scores(model: bytes) -> Any:
 def test_spoken_digits_streamed_into_the_emulated_microphone_equal_the_host(
         firmware: dict[str, Any]) -> None:
     fp = params_from_json(firmware["meta"]["audio_frontend"])
-    lp = listen_from_json(firmware["manifest"]["listen"])
+    lp = firmware["listen"]  # from OPTIONS, not read back from the project
     names = ["fsdd_0_george_0.wav", "fsdd_1_jackson_1.wav", "fsdd_4_theo_4.wav",
              "fsdd_7_lucas_7.wav"]
     stream = spoken_digits(fp.sample_rate_hz, names)
@@ -133,22 +144,32 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> 
 @pytest.mark.slow
 def test_emulate_streams_a_wav_into_the_microphone(firmware: dict[str, Any],
                                                    tmp_path: Path) -> None:
-    """`tinygen emulate PROJECT --sensor-data F.wav`: an 8 kHz stereo wav (converted to the
-    model's 16 kHz mono as the dataset command does), the stream shown with its detections."""
+    """`tinygen emulate MODEL --sensor-data F.wav --stride-ms ...`: an 8 kHz stereo wav
+    (converted to the model's 16 kHz mono as the dataset command does), the stream shown with
+    its detections, equal to the twin's. The model is rendered again with the same options
+    into the fixture's project (nothing changes, the build is a no-op)."""
     stream = spoken_digits(8000, ["fsdd_1_jackson_1.wav"])
     wav = tmp_path / "one.wav"
     write_wav(wav, stream, 8000, channels=2)
-    proc = run_tinygen("emulate", "--board", "qemu-m4", "--input", "sensor",
-                       str(firmware["project"]), "--sensor-data", str(wav), "--json",
-                       timeout=180)
+    proc = run_tinygen("emulate", "--board", "qemu-m4", str(firmware["model"]), *LISTEN,
+                       "--out", str(firmware["project"]), "--sensor-data", str(wav), "--json",
+                       env={"PLATFORMIO_CORE_DIR": str(firmware["root"] / "pio-core")},
+                       timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     infs = [r for r in records if r["kind"] == "inf"]
     dets = [r for r in records if r["kind"] == "det"]
     fp = params_from_json(firmware["meta"]["audio_frontend"])
+    lp = firmware["listen"]
     frames = 1 + (len(stream) * 2 - fp.window_samples) // fp.hop_samples
-    assert len(infs) == 1 + (frames - fp.frames) // 10
+    assert len(infs) == 1 + (frames - fp.frames) // lp.stride_frames
+    pcm = np.frombuffer(microphone_feed(wav, fp.sample_rate_hz), dtype="<i2")
+    m = firmware["manifest"]
+    host = listen(pcm, fp, lp, input_lut(m["input_scale"], m["input_zero_point"]),
+                  tflm_scores(firmware["model"].read_bytes()))
     print(f"\nemulate: {len(infs)} inferences, detections {[d['label'] for d in dets]}")
+    assert [(d["label"], d["time_ms"]) for d in dets] == [
+        (str(d.class_index), d.time_ms) for _, d in host.detections]
     assert [d["label"] for d in dets] == ["1"]
     assert records[-1]["kind"] == "summary" and records[-1]["detections"] == 1
     npz = tmp_path / "imu.npz"

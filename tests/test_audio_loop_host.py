@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_tinygen
+from conftest import REPO, assert_user_error, run_tinygen
 
 from tinygen.audio.features import params_from_json
 from tinygen.audio.listen import input_lut, listen
@@ -93,3 +93,20 @@ def test_loop_equals_its_python_twin_and_reports_lost_samples(project: Path,
     assert len(dets) >= 2
     assert errs == ["E overrun microphone ring full: 100 samples lost (100 since boot)",
                     "E overrun microphone ring full: 100 samples lost (200 since boot)"]
+
+
+def test_listening_options_are_refused_where_nothing_listens(project: Path,
+                                                             tmp_path: Path) -> None:
+    """--threshold etc. on a keyword model rendered for serial input, on a rendered project,
+    and a stride the front-end's hop does not divide: one-line errors, nothing written."""
+    model = str(project.parent / "kw.tflite")
+    out = tmp_path / "p"
+    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "serial", model,
+                       "--threshold", "180", "--out", str(out))
+    assert_user_error(proc, "--threshold 180", "--input serial", "nothing listens")
+    proc = run_tinygen("render", "--board", "qemu-m4", "--input", "sensor", model,
+                       "--stride-ms", "150", "--out", str(out))
+    assert_user_error(proc, "--stride-ms 150", "20 ms feature hops")
+    assert not out.exists()
+    proc = run_tinygen("build", "--board", "qemu-m4", str(project), "--min-count", "2")
+    assert_user_error(proc, "--min-count 2 applies when rendering a model")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .audio.listen_options import listen_options, not_for_project
 from .errors import TinygenError
 
 
@@ -334,9 +335,10 @@ def _auto_mode(spec: Any, board: Any) -> str:
 
 
 def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
-            arena_bytes: int | None = None) -> Any:
+            arena_bytes: int | None = None, listen: Any = None) -> Any:
     import dataclasses
 
+    from .audio.listen_options import apply_to
     from .pipeline import model_spec_for
     from .render import default_out_dir, render_project
     from .tflm_tree import with_tflm_tree
@@ -353,6 +355,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
                      f"reports used= in its hello) but AllocateTensors fails if it is too small")
     if mode == "auto":
         mode = _auto_mode(spec, board)
+    spec = apply_to(spec, mode, listen)
     result = render_project(spec, board, out_dir, mode=mode)
     for warning in result.manifest["warnings"]:
         progress(f"WARNING: {warning}")
@@ -371,12 +374,13 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
 @ENGINE_OPTION
 @TFLM_DIR_OPTION
 @ARENA_OPTION
+@listen_options
 @click.option("-v", "--verbose", is_flag=True,
               help="Print the AOT engine's memory plan (tensor, offset, size, live range).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
            sensor_opt: str | None, out: Path | None, engine: str | None,
-           arena_bytes: int | None, verbose: bool,
+           arena_bytes: int | None, listen_opts: Any, verbose: bool,
            as_json: bool) -> None:
     """Write a PlatformIO project running MODEL with TensorFlow Lite Micro on a board.
 
@@ -390,11 +394,13 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
       tinygen render --board nano33ble examples/gesture/model.h5
       tinygen render --board esp32cam firmware_out/model_int8.tflite --out fw/cam
       tinygen render --board nano33ble model_int8.tflite --engine aot -v
+      tinygen render -b nano33ble_sense_rev2 examples/keyword/model.h5 --stride-ms 100
+      tinygen render -b qemu-m4 --input sensor examples/keyword/model.h5 --threshold 180
     """
     from .boards import load_board
 
     board = _with_engine(load_board(board_name), engine, sensor_opt)
-    result = _render(board, model, convert_opts, out, input_mode, arena_bytes)
+    result = _render(board, model, convert_opts, out, input_mode, arena_bytes, listen_opts)
     out_dir = result.out_dir
     m = result.manifest
     if as_json:
@@ -417,6 +423,10 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
             from .aot.project import format_plan
 
             click.echo(format_plan(m["aot"]))
+    if m.get("listen"):
+        from .audio.listen_options import describe
+
+        click.echo(f"  listens: {describe(m['listen'])}")
     click.echo(f"  next: tinygen build --board {board.name} {out_dir}")
 
 
@@ -434,10 +444,11 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
 @ENGINE_OPTION
 @TFLM_DIR_OPTION
 @ARENA_OPTION
+@listen_options
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts manifest (for CI).")
 def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | None,
-          artifacts: Path | None, input_mode: str, sensor_opt: str | None, engine: str | None, arena_bytes: int | None, verbose: bool,
+          artifacts: Path | None, input_mode: str, sensor_opt: str | None, engine: str | None, arena_bytes: int | None, listen_opts: Any, verbose: bool,
           as_json: bool) -> None:
     """Build firmware with PlatformIO; collect it with a manifest.json for CI.
 
@@ -451,6 +462,7 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
       tinygen build --board nano33ble examples/gesture/model.h5
       tinygen build firmware_out/nano33ble-model --artifacts dist/ --json
       tinygen build --board qemu-m4 examples/gesture/model.h5   # offline, emulated
+      tinygen build --board nano33ble_sense_rev2 examples/keyword/model.h5 --threshold 180
     """
     from .boards import load_board
     from .build import build_project, read_project
@@ -466,12 +478,14 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
             raise BoardError(f"{project} was rendered with engine {pm.get('engine')}, not "
                              f"{engine}", hint=f"render it again with --engine {engine}")
         _no_arena_for_project(arena_bytes, project)
+        not_for_project(listen_opts, project)
     else:
         if not board_name:
             raise BoardError("--board is needed to build a model",
                              hint="see `tinygen boards`")
         board = _with_engine(load_board(board_name), engine, sensor_opt)
-        project = _render(board, target, convert_opts, out, input_mode, arena_bytes).out_dir
+        project = _render(board, target, convert_opts, out, input_mode, arena_bytes,
+                          listen_opts).out_dir
     result = build_project(project, artifacts, verbose=verbose, progress=progress)
     m = result.manifest
     if as_json:
@@ -502,11 +516,12 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
 @SENSOR_OPTION
 @ENGINE_OPTION
 @ARENA_OPTION
+@listen_options
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
 def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
           port: str | None, no_monitor: bool, log: Path | None, dry_run: bool,
           input_mode: str, sensor_opt: str | None, engine: str | None,
-          arena_bytes: int | None, verbose: bool) -> None:
+          arena_bytes: int | None, listen_opts: Any, verbose: bool) -> None:
     """Convert, render, build, upload, verify and monitor: model to running board.
 
     After the upload tinygen waits for the board's hello line and checks that it
@@ -519,6 +534,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
       tinygen flash --board nano33ble examples/gesture/model.h5 --log run.jsonl
       tinygen flash --board nano33ble firmware_out/nano33ble-model --port /dev/ttyACM0
       tinygen flash --board esp32cam model.h5 --dry-run
+      tinygen flash --board nano33ble_sense_rev2 examples/keyword/model.h5 --suppression-ms 1500
     """
     from .boards import load_board
     from .build import build_project, read_project
@@ -549,8 +565,10 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
         if pm["board"] != board.name:
             raise BoardError(f"{project} was rendered for {pm['board']}, not {board.name}")
         _no_arena_for_project(arena_bytes, project)
+        not_for_project(listen_opts, project)
     else:
-        project = _render(board, target, convert_opts, out, input_mode, arena_bytes).out_dir
+        project = _render(board, target, convert_opts, out, input_mode, arena_bytes,
+                          listen_opts).out_dir
     pm = read_project(project)
     port_now = port_for(board, port)  # fail before the long build if no board is there
     build_project(project, verbose=verbose, progress=progress)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .audio.listen_options import listen_options, not_for_project
 from .errors import BoardError, InputFileError, TinygenError
 
 EMULATED_BOARD = "qemu-m4"
@@ -42,6 +43,7 @@ Examples:
   tinygen emulate examples/gesture/model.h5 --data examples/gesture/test.npz
   tinygen emulate firmware_out/qemu-m4-model --duration 5
   tinygen emulate model.keras --calib calib.npz --data test.npz --log run.jsonl --json
+  tinygen emulate examples/keyword/model.h5 --sensor-data digits.wav --threshold 180
 """
 
 VALIDATE_EXAMPLES = """
@@ -94,6 +96,25 @@ def _sensor_feed(project: Path, path: Path | None, imu: Any) -> tuple[bytes | No
                              f"firmware reads a {sensor.get('sensor', 'sensor')}",
                              hint="give recorded samples: .npz, .npy or .csv")
     return bytes(imu.astype("<f4").tobytes()), None
+
+
+def _render_listening(board: Any, model: Path, convert_opts: Any, out: Path | None,
+                      tflm_dir: Path | None, mode: str, listen_opts: Any) -> Path:
+    """A keyword MODEL rendered with --stride-ms, --threshold, ... (emulate then builds the
+    project as any other)."""
+    from .audio.listen_options import apply_to
+    from .pipeline import model_spec_for
+    from .render import default_out_dir, render_project
+    from .tflm_tree import with_tflm_tree
+
+    board = with_tflm_tree(board, tflm_dir)
+    project = out or default_out_dir(board, model)
+    spec = model_spec_for(model, convert_opts, _progress, project_dir=project,
+                          engine=board.engine)
+    result = render_project(apply_to(spec, mode, listen_opts), board, project, mode=mode)
+    for warning in result.manifest["warnings"]:
+        _progress(f"WARNING: {warning}")
+    return project
 
 
 def _device_project(port: str, baud: int | None, board: Any) -> tuple[Any, Any]:
@@ -156,6 +177,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                   help="Without --data: stop after this many seconds (default: Ctrl-C).")
     @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                   help="How long to wait for the hello and for each answer (default 10).")
+    @listen_options
     @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")
     @click.option("--json", "as_json", is_flag=True,
                   help="One JSON object per record on stdout, the summary last.")
@@ -163,8 +185,8 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                 engine: str | None, tflm_dir: Path | None, data: Path | None,
                 limit: int | None,
                 sensor_data: Path | None, input_mode: str | None, log: Path | None,
-                duration: float | None, timeout: float | None, verbose: bool,
-                as_json: bool) -> None:
+                duration: float | None, timeout: float | None, listen_opts: Any,
+                verbose: bool, as_json: bool) -> None:
         """Run the firmware in QEMU and show its inference stream: no hardware needed.
 
         MODEL is converted and rendered first (same flags as `render`), then built; a
@@ -212,9 +234,14 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
                    else None)
         if log is not None:
             check_log_path(log)
+        mode = "sensor" if sensor_data is not None else "serial"
+        if _is_project(target):
+            not_for_project(listen_opts, target)
+        elif listen_opts is not None:
+            target = _render_listening(board, target, convert_opts, out, tflm_dir, mode,
+                                       listen_opts)
         project = prepare_firmware(board, target, convert_opts, out, _progress, verbose,
-                                   mode="sensor" if sensor_data is not None else "serial",
-                                   tflm_dir=tflm_dir)
+                                   mode=mode, tflm_dir=tflm_dir)
         info = project_model(project)
         feed, expected = _sensor_feed(project, sensor_data, samples)
         inputs = None

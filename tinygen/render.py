@@ -89,6 +89,7 @@ class ModelSpec:
     arena_report: dict[str, Any] | None = None  # the 64-bit measure (analyze's "arena")
     input_spec: dict[str, Any] | None = None  # convert's input spec (sensor, window, ...)
     audio_frontend: dict[str, Any] | None = None  # a keyword model's front-end (docs/audio.md)
+    listen_options: Any = None  # --stride-ms, --threshold, ... (audio.listen_options)
 
     @property
     def input_bytes(self) -> int:
@@ -394,7 +395,7 @@ def audio_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         raise BoardError(f"{spec.tflite_path.name} has {spec.output_count} classes; the "
                          "keyword recognizer takes up to 16",
                          hint="--input serial, or fewer classes")
-    lp = listen_params(fp, spec.output_count)
+    lp = listen_params(fp, spec.output_count, options=spec.listen_options)
     lut = input_lut(spec.input_scale, spec.input_zero_point)
     hop_ms = fp.hop_samples * 1000 / fp.sample_rate_hz
     return {"sensor": "mic", "part": mic.get("part"), "glue": mic.get("glue"),

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .features import FrontendParams, LogMel
-from .recognizer import Detection, Recognizer, RecognizerParams
+from .listen_options import ListenOptionError, ListenOptions
+from .recognizer import MAX_RESULTS, Detection, Recognizer, RecognizerParams
 
 STRIDE_MS = 200  # default: one inference every 200 ms (10 frames of 20 ms)
 RING_MS = 500  # default microphone ring buffer: what may queue up during one inference
@@ -38,13 +39,38 @@ class ListenParams:
 
 
 def listen_params(fp: FrontendParams, classes: int, stride_ms: int = STRIDE_MS,
-                  ring_ms: int = RING_MS) -> ListenParams:
-    """The defaults for a model: stride and ring in whole frames / samples."""
+                  ring_ms: int = RING_MS, options: ListenOptions | None = None) -> ListenParams:
+    """A model's listening parameters: the defaults, or what ``options`` (the command
+    line's --stride-ms, --average-window-ms, ...) sets; stride and ring in whole frames /
+    samples. Options that do not fit the front-end or each other: ListenOptionError."""
+    given = options.given() if options is not None else {}
     hop_ms = fp.hop_samples * 1000 / fp.sample_rate_hz
+    if "stride_ms" in given:
+        stride_ms = given.pop("stride_ms")
+        if (stride_ms * fp.sample_rate_hz) % (fp.hop_samples * 1000):
+            ok = [k * hop_ms for k in (1, 5, 10)]
+            raise ListenOptionError(
+                f"--stride-ms {stride_ms} is not a whole number of the model's "
+                f"{hop_ms:g} ms feature hops", hint="e.g. --stride-ms "
+                + ", ".join(f"{v:g}" for v in ok if v <= 1000))
     stride = max(1, round(stride_ms / hop_ms))
     ring = max(2 * fp.window_samples, fp.sample_rate_hz * ring_ms // 1000)
-    return ListenParams(stride_frames=stride, ring_samples=ring,
-                        recognizer=RecognizerParams(classes=classes))
+    rec = RecognizerParams(classes=classes, **given)
+    real_stride_ms = stride * hop_ms
+    if rec.average_window_ms <= (rec.min_count - 1) * real_stride_ms:
+        raise ListenOptionError(
+            f"--average-window-ms {rec.average_window_ms} keeps fewer than --min-count "
+            f"{rec.min_count} results at one inference every {real_stride_ms:g} ms: "
+            "nothing would ever be detected",
+            hint=f"--average-window-ms above {(rec.min_count - 1) * real_stride_ms:g}, "
+                 "or a smaller --min-count")
+    if rec.average_window_ms > MAX_RESULTS * real_stride_ms:
+        raise ListenOptionError(
+            f"--average-window-ms {rec.average_window_ms} spans more than the recognizer's "
+            f"{MAX_RESULTS} results at one inference every {real_stride_ms:g} ms",
+            hint=f"--average-window-ms {MAX_RESULTS * real_stride_ms:g} or less, or a "
+                 "longer --stride-ms")
+    return ListenParams(stride_frames=stride, ring_samples=ring, recognizer=rec)
 
 
 def params_from_json(raw: dict[str, Any]) -> ListenParams:
