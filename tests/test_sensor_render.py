@@ -93,6 +93,46 @@ def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path)
         "render", "--board", "esp32dev", str(imu_model), "--out", str(tmp_path / "x")).stderr
 
 
+@pytest.fixture(scope="module")
+def gesture_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled gesture example converted with the input spec beside it."""
+    out = tmp_path_factory.mktemp("gesture") / "gesture.tflite"
+    proc = run_tinygen("convert", str(REPO / "examples" / "gesture" / "model.h5"),
+                       "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("board,extra,chip", [("nano33ble_sense_rev2", (), "bmi270"),
+                                              ("nano33ble", (), "lsm9ds1"),
+                                              ("esp32dev", ("--sensor", "mpu6050"), "mpu6050")])
+def test_bundled_gesture_example_reads_the_board_imu(
+        gesture_example: Path, tmp_path: Path, board: str, extra: tuple[str, ...],
+        chip: str) -> None:
+    """Issue 13's done-when: the example renders in sensor mode by default on the boards
+    with an IMU (and on esp32dev with the MPU6050 attached); the glue reads g and dps and
+    converts the gyroscope to rad/s as the watch recorded it; the front-end normalizes with
+    the sidecar's numbers, not copies of them."""
+    spec = json.loads((REPO / "examples" / "gesture" / "model.input.json").read_text())
+    proc = run_tinygen("render", "--board", board, *extra, str(gesture_example),
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    assert ("input: the MPU6050 (I2C) on esp32dev (sensor mode, --sensor" if extra
+            else "input: the board's imu (sensor mode") in proc.stderr
+    assert json.loads((tmp_path / "p" / "tinygen.json").read_text())["mode"] == "sensor"
+    src = tmp_path / "p" / "src"
+    glue = "\n".join(f.read_text() for f in src.glob("*.cpp"))
+    assert f'#define TINYGEN_SENSOR_CHIP "{chip}"' in (src / "tinygen_config.h").read_text()
+    for k, axis in enumerate("xyz"):
+        assert f"sample[{k + 3}] = g[{k}] * 0.0174532925f  /* dps -> rad/s */;" in glue, axis
+        assert f"sample[{k}] = a[{k}];" in glue, axis
+    config = (src / "tinygen_sensor_config.h").read_text()
+    for key, name in (("mean", "MEAN"), ("std", "STD")):
+        numbers = ", ".join(f"{v}f" for v in spec["normalize"][key])
+        assert f"#define TINYGEN_SENSOR_{name} {{{numbers}}}" in config
+    assert "#define TINYGEN_SENSOR_RATE_HZ 50.0f" in config
+
+
 CAMERA_SPEC = {"sensor": "camera", "rate_hz": 5, "channels": ["gray"], "width": 96,
                "height": 96, "pixel_range": [0, 255]}
 

@@ -320,8 +320,12 @@ def _auto_mode(spec: Any, board: Any) -> str:
     from .errors import TinygenError
     from .render import sensor_plan
 
-    if any(s.get("external") for s in board.sensors):
-        return "sensor"  # --sensor NAME: the user wired a sensor to feed the model
+    wired = [s for s in board.sensors if s.get("external")]
+    if wired:  # --sensor NAME: the user wired a sensor to feed the model
+        progress(f"input: the {wired[0].get('part', wired[0].get('kind'))} on "
+                 f"{board.name} (sensor mode, --sensor; --input serial to feed it from "
+                 f"the host)")
+        return "sensor"
     if board.emulator is not None or not (spec.input_spec or spec.audio_frontend):
         return "serial"  # emulated boards are fed over serial unless asked (--input sensor)
     try:

@@ -114,8 +114,8 @@ def main() -> None:
     x_test, y_test = split(data, test=True, stride=WINDOW // 2)
     flat = np.concatenate([np.asarray(r, dtype=np.float32) for r, s in
                            zip(data["X"], data["subject"]) if int(s) not in TEST_SUBJECTS])
-    mean = np.round(flat.mean(axis=0), 4).astype(np.float64)
-    std = np.round(flat.std(axis=0), 4).astype(np.float64)
+    mean = np.round(flat.astype(np.float64).mean(axis=0), 4)
+    std = np.round(flat.astype(np.float64).std(axis=0), 4)
     xn_train, xn_test = normalized(x_train, mean, std), normalized(x_test, mean, std)
     print(f"windows: train {len(x_train)} (subjects 1-8), test {len(x_test)} (subjects 9, 10)")
 

@@ -45,12 +45,13 @@ def format_table(report: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "   -  " if v is None else f"{100 * v:5.1f}%"
 
+    w = max([16, *(len(str(c["label"])) for c in report["per_class"])])  # the longest label
     rows = [f"evaluation on {report['file']} ({report['samples']} samples)",
-            f"  {'class':<16} {'n':>4}  {'float':>6}  {'int8':>6}"]
+            f"  {'class':<{w}} {'n':>4}  {'float':>6}  {'int8':>6}"]
     for c in report["per_class"]:
-        rows.append(f"  {c['label']:<16} {c['samples']:>4}  {pct(c['float_accuracy'])}  "
+        rows.append(f"  {c['label']:<{w}} {c['samples']:>4}  {pct(c['float_accuracy'])}  "
                     f"{pct(c['int8_accuracy'])}")
-    rows.append(f"  {'all':<16} {report['samples']:>4}  {pct(report['float_accuracy'])}  "
+    rows.append(f"  {'all':<{w}} {report['samples']:>4}  {pct(report['float_accuracy'])}  "
                 f"{pct(report['int8_accuracy'])}")
     rows.append(f"  float/int8 top-1 agreement: {pct(report['agreement']).strip()}")
     return "\n".join(rows)
