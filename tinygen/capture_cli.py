@@ -294,10 +294,12 @@ def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int
         link.conn.write(encode_frame(f"rec {k}"))
 
     timeout = 10.0 + 3 * float(wire_budget_of(spec, board).get("seconds_per_image", 1.0))
+    # an emulated camera's frame takes a while to go through its UART: no image for
+    # `timeout` means the stream is used up (frames are whole seconds at 115200 baud)
     record_windows(link.next_record, info, rec, stream_done=stream_done, on_window=on_window,
                    on_note=lambda s: _progress(f"  {s}"),
                    request=request if getattr(info, "request", False) else None,
-                   request_timeout_s=timeout)
+                   request_timeout_s=timeout, quiet_s=timeout if camera else 2.0)
     summary = rec.summary(link.decoder.stats.as_dict())
     duration = max(summary["duration_s"], 1e-6)
     summary["throughput"] = {"bytes": counting.bytes_read,
@@ -332,6 +334,10 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
         shots = camera_frames(sensor_data, spec.frame_width, spec.frame_height,
                               spec.frame_format)
         feed_bytes = b"".join(shots.frames)
+        if count > len(shots.frames):
+            _progress(f"--sensor-data {sensor_data.name} holds {len(shots.frames)} images: "
+                      f"recording {len(shots.frames)}, not {count}")
+            count = len(shots.frames)
     elif spec.sensor == "mic":
         from .audio.wav import microphone_feed
 
