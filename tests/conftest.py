@@ -92,6 +92,17 @@ def imu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def gesture_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled gesture example (real wrist IMU, g and rad/s) converted with the input
+    spec beside it; its sidecar is beside the returned .tflite."""
+    out = tmp_path_factory.mktemp("gesture") / "gesture.tflite"
+    proc = run_tinygen("convert", str(REPO / "examples" / "gesture" / "model.h5"),
+                       "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
 def build_sensor_firmware(root: Path, source: Path, *render_args: str) -> dict[str, Path]:
     """``source`` (a Keras model) converted to int8, rendered for qemu-m4 in sensor mode (with
     ``render_args``) and built with its own PlatformIO folder (QEMU tests of the sensor

@@ -37,10 +37,11 @@ def _stream() -> np.ndarray:
     return d["x_test"].reshape(-1, 6).astype(np.float32)
 
 
-def _run_c(exe: Path, spec: InputSpec, stream: np.ndarray) -> np.ndarray:
+def _run_c(exe: Path, spec: InputSpec, stream: np.ndarray, scale: float = SCALE,
+           zero_point: int = ZERO_POINT) -> np.ndarray:
     n = len(spec.channels)
     data = struct.pack("<4i", spec.window, spec.stride, n, spec.mean is not None)
-    data += struct.pack("<fi", SCALE, ZERO_POINT)
+    data += struct.pack("<fi", scale, zero_point)
     if spec.mean is not None:
         data += np.asarray(spec.mean, "<f4").tobytes() + np.asarray(spec.std, "<f4").tobytes()
     trig = spec.trigger or {"threshold": 0.0, "pre": 0}
@@ -72,6 +73,25 @@ def test_c_and_python_windows_are_identical(harness: Path, normalize: bool,
     assert differing == 0
     if normalize:  # the normalization really changes the bytes (saturates some channels)
         assert np.count_nonzero(np.abs(py_windows.astype(int)) == 128) > 0
+
+
+def test_bundled_gesture_example_stream(harness: Path, gesture_example: Path) -> None:
+    """The gesture example's real wrist recordings (g, rad/s) with its own sidecar: its
+    normalization and the converted model's input quantization; both twins equal, and the
+    Python twin's windows are what the model was evaluated on (train.py's arithmetic)."""
+    meta = json.loads(gesture_example.with_suffix(".json").read_text())
+    spec = parse_input_spec(meta["input_spec"], "sidecar")
+    scale, zero_point = meta["input"]["scale"], meta["input"]["zero_point"]
+    stream = np.load(REPO / "examples" / "gesture" / "data" / "stream.npz")["x"]
+    c_windows = _run_c(harness, spec, stream, scale, zero_point)
+    py = ImuFrontend(spec, scale, zero_point)
+    py_windows = np.stack(list(py.windows(stream)))
+    assert c_windows.shape == py_windows.shape == ((2800 - 100) // 25 + 1, 100, 6)
+    assert int(np.count_nonzero(c_windows != py_windows)) == 0
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    first = ((stream[:100] - mean) / std).astype(np.float32)
+    assert np.array_equal(py_windows[0], quantize_input(first, scale, zero_point))
 
 
 @pytest.mark.parametrize("pre", [0, 30, 99])

@@ -93,16 +93,6 @@ def test_auto_input_is_the_sensor_where_it_fits(imu_model: Path, tmp_path: Path)
         "render", "--board", "esp32dev", str(imu_model), "--out", str(tmp_path / "x")).stderr
 
 
-@pytest.fixture(scope="module")
-def gesture_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled gesture example converted with the input spec beside it."""
-    out = tmp_path_factory.mktemp("gesture") / "gesture.tflite"
-    proc = run_tinygen("convert", str(REPO / "examples" / "gesture" / "model.h5"),
-                       "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
 @pytest.mark.parametrize("board,extra,chip", [("nano33ble_sense_rev2", (), "bmi270"),
                                               ("nano33ble", (), "lsm9ds1"),
                                               ("esp32dev", ("--sensor", "mpu6050"), "mpu6050")])
