@@ -56,7 +56,8 @@ def load_watch(path: str | None) -> dict:
             raise SystemExit("error: the data comes from the seglearn wheel: "
                              "python3 -m pip install --no-deps seglearn==1.2.5 "
                              "(or --data PATH/TO/watch_dataset.npy)")
-        path = str(Path(list(found.submodule_search_locations)[0]) / "data" / "watch_dataset.npy")
+        package = Path(next(iter(found.submodule_search_locations)))
+        path = str(package / "data" / "watch_dataset.npy")
     data = np.load(path, allow_pickle=True).item()
     assert [str(s) for s in data["X_labels"]] == ["ax", "ay", "az", "wx", "wy", "wz"]
     return data
