@@ -5,11 +5,15 @@ link it need TFLM builds made beforehand (docs/verify-tflm.md):
     TINYGEN_TFLM_DIR=/path/to/tflite-micro        upstream TFLM, `make ... microlite` done
     TINYGEN_CHIRALE_DIR=/path/to/chirale-build    Chirale_TensorFlowLite 2.0.0 (the boards'
                                                   library) built for the host
+    TINYGEN_TFLM_ESP32_DIR, TINYGEN_PIO_TFLITE_DIR, TINYGEN_ESP_TFLITE_MICRO_DIR
+                                                  the other boards' candidate libraries, each
+                                                  built by tests/tflm_lib_build.py
 Without them those tests are skipped with that reason; everything else runs everywhere.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -76,7 +80,31 @@ def chirale_flags(root: Path) -> tuple[list[str], list[str]]:
             [str(root / "libchirale_tflm_host.a"), "-lm"])
 
 
+# Host builds made by tests/tflm_lib_build.py: OUT/libtflm_host.a + OUT/build.json (the
+# defines and include dirs the firmware's sources need with that library).
+LIB_BUILD_ENV = {"tflm_esp32": "TINYGEN_TFLM_ESP32_DIR", "pio-tflite-lib": "TINYGEN_PIO_TFLITE_DIR",
+                 "esp-tflite-micro": "TINYGEN_ESP_TFLITE_MICRO_DIR"}
+HOST_LIBRARIES = ("upstream", "chirale", *LIB_BUILD_ENV)
+
+
+def lib_build(name: str) -> Path | None:
+    root = os.environ.get(LIB_BUILD_ENV[name])
+    if not root:
+        return None
+    path = Path(root)
+    return path if (path / "libtflm_host.a").is_file() and (path / "build.json").is_file() \
+        else None
+
+
 def engine_library(name: str) -> tuple[list[str], list[str]]:
+    """(compile flags, link flags) of one host-built TFLM library; skips the test without it."""
+    if name in LIB_BUILD_ENV:
+        root = lib_build(name)
+        if root is None:
+            pytest.skip(f"needs a host build of {name} in {LIB_BUILD_ENV[name]} "
+                        "(tests/tflm_lib_build.py, docs/verify-tflm.md)")
+        flags = json.loads((root / "build.json").read_text())["compile_flags"]
+        return list(flags), [str(root / "libtflm_host.a"), "-lm"]
     if name == "upstream":
         root = tflm_tree()
         if root is None:

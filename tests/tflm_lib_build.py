@@ -1,0 +1,173 @@
+"""Build a fetched Arduino/ESP TFLM library for the host (x86_64 g++), for the tests that
+compare the rendered firmware on that library with the tflite-micro Python interpreter.
+
+    python3 tests/tflm_lib_build.py LIB SRC OUT [--esp-nn DIR] [--target host|m4] [-j 2]
+
+LIB: chirale | tflm_esp32 | pio-tflite-lib | esp-tflite-micro; SRC: the library's fetched
+folder (the one with library.properties / library.json / CMakeLists.txt); OUT: where
+``libtflm_host.a`` (``libtflm_m4.a`` for --target m4) and ``build.json`` (the flags the
+firmware's sources must be compiled with) go. Then point the test at OUT:
+TINYGEN_CHIRALE_DIR, TINYGEN_TFLM_ESP32_DIR, TINYGEN_PIO_TFLITE_DIR,
+TINYGEN_ESP_TFLITE_MICRO_DIR (tests/cpp_build.py).
+
+What is compiled (docs/verify-tflm.md, "Per-board TFLM library"): the library's TFLM core,
+kernels and third-party code. Left out: the audio "signal" library, the micro frontend,
+kissfft and test helpers (no test model uses them), and the few target files that call the
+board's SDK, replaced by small host stubs written here (tests/cpp/tflm_lib_stubs.cpp):
+Chirale's ``system_setup.cpp`` / ``micro_time.cpp`` (Arduino ``Serial`` and ``micros()``),
+esp-tflite-micro's ``esp/micro_time.cc`` (``esp_timer``). Defines: Chirale ``ARDUINO``
+(selects its CMSIS-NN kernels, portable C off ARM); esp-tflite-micro its component's
+``ESP_NN TF_LITE_STATIC_MEMORY`` and ESP-NN's plain-ESP32 selection ``CONFIG_NN_OPTIMIZED
+CONFIG_IDF_TARGET_ESP32`` (esp_nn.h: not S3/P4 -> esp_nn_generic_opt.h, portable C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STUBS = REPO / "tests" / "cpp" / "tflm_lib_stubs.cpp"
+SKIP_DIRS = re.compile(r"(^|/)(signal|experimental|tools|testing|kiss_fft_wrappers|peripherals|"
+                       r"esp32s3|esp|examples)/")
+SKIP_FILES = re.compile(r"kiss_fft|_test\.|test_helper|mock_micro_graph|fake_micro_context|"
+                        r"kernel_runner")
+# tflm_esp32 keeps the signal library's files at the top of src/
+SKIP_TOP = re.compile(r"^(circular_buffer|energy|fft_auto_scale|filter_bank[a-z_]*|irfft\w*|"
+                      r"rfft\w*|log|max_abs|msb_\d+|overlap_add|pcan_argc_fixed|square_root_\d+|"
+                      r"window)\.(cc|cpp|c)$")
+ESP_NN_SOURCES = (  # esp-nn CMakeLists.txt c_srcs: what every chip compiles (no S3/P4 asm)
+    "activation_functions/esp_nn_relu_ansi.c", "activation_functions/esp_nn_hard_swish_ansi.c",
+    "common/esp_nn_mean_ansi.c", "basic_math/esp_nn_add_ansi.c", "basic_math/esp_nn_mul_ansi.c",
+    "convolution/esp_nn_conv_ansi.c", "convolution/esp_nn_conv_opt.c",
+    "convolution/esp_nn_depthwise_conv_ansi.c", "convolution/esp_nn_depthwise_conv_opt.c",
+    "fully_connected/esp_nn_fully_connected_ansi.c", "softmax/esp_nn_softmax_ansi.c",
+    "softmax/esp_nn_softmax_opt.c", "logistic/esp_nn_logistic_ansi.c",
+    "pooling/esp_nn_avg_pool_ansi.c", "pooling/esp_nn_max_pool_ansi.c")
+# esp-tflite-micro CMakeLists.txt: kernels it replaces with kernels/esp_nn/*.cc
+ESP_NN_REPLACED = ("add", "conv", "depthwise_conv", "fully_connected", "mul", "pooling",
+                   "softmax")
+TARGETS = {
+    "host": (["gcc"], ["g++"], ["-O1"]),
+    "m4": (["arm-none-eabi-gcc"], ["arm-none-eabi-g++"],
+           ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Os",
+            "-ffunction-sections", "-fdata-sections"]),
+}
+
+
+def sources(lib: str, src: Path) -> tuple[Path, list[Path], list[str], list[Path], list[str]]:
+    """(source root, files, defines, include dirs, stub defines) of one library."""
+    if lib in ("chirale", "tflm_esp32", "pio-tflite-lib"):
+        root = src / "src"
+        files = [p for p in sorted(root.rglob("*")) if p.suffix in (".c", ".cc", ".cpp")]
+        rel = [p.relative_to(root).as_posix() for p in files]
+        keep = [p for p, r in zip(files, rel)
+                if not SKIP_DIRS.search(r) and not SKIP_FILES.search(r)
+                and not ("/" not in r and SKIP_TOP.match(r))
+                and r not in ("tensorflow/lite/micro/system_setup.cpp",
+                              "tensorflow/lite/micro/micro_time.cpp",
+                              "tensorflow/lite/micro/micro_time.cc")]
+        if lib == "chirale":
+            third = root / "third_party"
+            incs = [root, third / "flatbuffers" / "include", third / "gemmlowp", third / "ruy",
+                    third / "kissfft", third / "cmsis", third / "cmsis" / "CMSIS" / "Core" /
+                    "Include", third / "cmsis_nn", third / "cmsis_nn" / "Include"]
+            return root, keep, ["-DARDUINO=10607"], incs, ["-DSTUB_DEBUGLOG_STR",
+                                                           "-DSTUB_INIT"]
+        return root, keep, [], [root], []
+    if lib == "esp-tflite-micro":
+        root = src
+        micro = root / "tensorflow" / "lite" / "micro"
+        core = ["debug_log", "flatbuffer_utils", "memory_helpers", "micro_allocation_info",
+                "micro_allocator", "micro_context", "micro_interpreter_context",
+                "micro_interpreter_graph", "micro_interpreter", "micro_log", "micro_op_resolver",
+                "micro_profiler", "micro_resource_variable", "micro_utils",
+                "recording_micro_allocator", "system_setup"]
+        files = [micro / f"{f}.cc" for f in core]
+        files += sorted((micro / "tflite_bridge").glob("*.cc"))
+        files += [p for p in sorted((micro / "kernels").glob("*.cc"))
+                  if p.stem not in ESP_NN_REPLACED and not SKIP_FILES.search(p.name)]
+        files += sorted((micro / "kernels" / "esp_nn").glob("*.cc"))
+        lite = root / "tensorflow" / "lite"
+        files += [lite / f for f in (
+            "kernels/kernel_util.cc", "micro/memory_planner/greedy_memory_planner.cc",
+            "micro/memory_planner/linear_memory_planner.cc",
+            "micro/arena_allocator/non_persistent_arena_buffer_allocator.cc",
+            "micro/arena_allocator/persistent_arena_buffer_allocator.cc",
+            "micro/arena_allocator/recording_single_arena_buffer_allocator.cc",
+            "micro/arena_allocator/single_arena_buffer_allocator.cc", "core/c/common.cc",
+            "core/api/flatbuffer_conversions.cc", "core/api/tensor_utils.cc",
+            "kernels/internal/common.cc", "kernels/internal/quantization_util.cc",
+            "kernels/internal/portable_tensor_utils.cc", "kernels/internal/tensor_utils.cc",
+            "kernels/internal/tensor_ctypes.cc",
+            "kernels/internal/reference/portable_tensor_utils.cc")]
+        mlir = root / "tensorflow" / "compiler" / "mlir" / "lite"
+        files += [mlir / "core" / "api" / "error_reporter.cc",
+                  mlir / "schema" / "schema_utils.cc"]
+        third = root / "third_party"
+        incs = [root, third / "gemmlowp", third / "flatbuffers" / "include", third / "ruy",
+                third / "kissfft"]
+        return root, [f for f in files if f.is_file()], [
+            "-DESP_NN", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON",
+            "-DCONFIG_NN_OPTIMIZED", "-DCONFIG_IDF_TARGET_ESP32"], incs, []
+    raise SystemExit(f"unknown library {lib}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("lib")
+    ap.add_argument("src", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--esp-nn", type=Path, help="espressif/esp-nn (for esp-tflite-micro)")
+    ap.add_argument("--target", choices=sorted(TARGETS), default="host")
+    ap.add_argument("-j", type=int, default=2)
+    args = ap.parse_args()
+    root, files, defines, incs, stub_defines = sources(args.lib, args.src.resolve())
+    cc, cxx, opt = TARGETS[args.target]
+    c_files = [(f, f.relative_to(root).as_posix()) for f in files]
+    if args.lib == "esp-tflite-micro":
+        if not args.esp_nn:
+            raise SystemExit("esp-tflite-micro needs --esp-nn DIR (espressif/esp-nn)")
+        nn = args.esp_nn.resolve()
+        incs += [nn / "include", nn / "src" / "common"]
+        c_files += [(nn / "src" / f, "esp_nn/" + f) for f in ESP_NN_SOURCES]
+    out = args.out.resolve()
+    objdir = out / ("obj" if args.target == "host" else f"obj-{args.target}")
+    objdir.mkdir(parents=True, exist_ok=True)
+    inc_flags = [f"-I{d}" for d in incs]
+    rules, objs = [], []
+    for path, rel in [*c_files, (STUBS, "zz_stubs.cpp")]:
+        obj = objdir / (rel.replace("/", "_") + ".o")
+        objs.append(obj)
+        std = ["-std=gnu11"] if path.suffix == ".c" else [
+            "-std=gnu++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
+        extra = stub_defines if path == STUBS else []
+        comp = cc if path.suffix == ".c" else cxx
+        flags = " ".join([*comp, *opt, *std, "-w", *defines, *extra, *inc_flags])
+        rules.append(f"{obj}: {path}\n\t{flags} -c $< -o $@\n")
+    lib = out / f"libtflm_{args.target}.a"
+    make = out / f"Makefile.{args.target}"
+    make.write_text(f"all: {lib}\n{lib}: {' '.join(map(str, objs))}\n\trm -f $@; ar rcs $@ $^\n"
+                    + "".join(rules))
+    proc = subprocess.run(["make", "-s", "-k", "-f", str(make), f"-j{args.j}"], check=False)
+    if proc.returncode:
+        return proc.returncode
+    (out / "build.json").write_text(json.dumps({
+        "library": args.lib, "source": str(args.src.resolve()),
+        "compile_flags": [*defines, *[f"-isystem{d}" for d in incs]],
+        "files": len(objs)}, indent=2) + "\n")
+    if args.lib == "chirale":  # the layout TINYGEN_CHIRALE_DIR has always had
+        for name, target in (("lib", args.src.resolve()), ("libchirale_tflm_host.a", lib)):
+            link = out / name
+            if not link.exists():
+                link.symlink_to(target)
+    print(f"{lib} ({len(objs)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
