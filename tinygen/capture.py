@@ -14,9 +14,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,23 @@ class WindowAssembler:
         return Window(seq if seq is not None else chunk.seq, samples)
 
 
+@dataclass(frozen=True)
+class ClipInfo(CaptureInfo):
+    """An audio capture hello: clips back to back, on request (``request``) or by the
+    sound-level trigger (``trigger`` = the mean |x| of a ``block``-sample block)."""
+
+    request: bool = False
+    block: int = 0
+
+
+def _clip_info(info: CaptureInfo, extra: Mapping[str, str]) -> ClipInfo:
+    block = extra.get("block", "0")
+    if not block.isdigit() or (info.trigger is not None and int(block) < 1):
+        raise ValueError(f"block={block}: a triggered clip needs the level's block size")
+    return ClipInfo(**{f.name: getattr(info, f.name) for f in fields(CaptureInfo)},
+                    request=extra.get("request") == "1", block=int(block))
+
+
 def check_capture_hello(hello: Hello, where: str) -> CaptureInfo:
     """The capture settings of a hello; CaptureError when it is not a capture firmware."""
     try:
@@ -153,7 +170,8 @@ def check_capture_hello(hello: Hello, where: str) -> CaptureInfo:
             from .capture_camera import camera_info
 
             return camera_info(hello)
-        return capture_info(hello)
+        info = capture_info(hello)
+        return _clip_info(info, hello.extra) if info.fmt == "s16le" else info
     except ValueError as exc:
         raise CaptureError(f"{where} does not run tinygen's capture firmware: {exc}",
                            hint="`tinygen capture` flashes it when the board runs something "

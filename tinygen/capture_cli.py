@@ -38,16 +38,13 @@ class _CountingLink:
 
 def _expected_info(spec: Any) -> Any:
     """The CaptureInfo a firmware rendered from ``spec`` announces."""
+    from .capture import check_capture_hello
     from .capture_firmware import hello_keys
-    from .protocol import Hello, capture_info
+    from .protocol import Hello
 
     extra = dict(kv.split("=", 1) for kv in hello_keys(spec).split())
-    hello = Hello(mode="capture", extra={**extra, "sensor": spec.sensor})
-    if spec.sensor == "camera":
-        from .capture_camera import camera_info
-
-        return camera_info(hello)
-    return capture_info(hello)
+    return check_capture_hello(Hello(mode="capture", extra={**extra, "sensor": spec.sensor}),
+                               "the capture settings")
 
 
 def _build(spec: Any, board: Any, project: Path, verbose: bool) -> Any:
@@ -113,7 +110,13 @@ def _show_wire(spec: Any, board: Any) -> dict[str, Any]:
               help="Record the microphone instead: mono 16-bit clips as wav files "
                    "(DIR/<label>/<label>.<n>.wav, what `tinygen dataset audio` reads).")
 @click.option("--clip-ms", type=click.IntRange(min=1), default=1000, show_default=True,
-              metavar="MS", help="With --audio: clip length, back to back.")
+              metavar="MS", help="With --audio: clip length (back to back unless --request "
+              "or --trigger).")
+@click.option("--request", is_flag=True, help="With --audio: push to record, one clip per "
+              "Enter (at once when stdin is not a terminal).")
+@click.option("--level-ms", type=click.IntRange(min=1), default=20, show_default=True,
+              metavar="MS", help="With --audio --trigger: the block the sound level (mean "
+              "|x|, 16-bit units) is measured over.")
 @click.option("--camera", type=click.Choice(["gray", "rgb"]), metavar="gray|rgb",
               help="Record camera images instead (8-bit PNG, DIR/<label>/<label>.<n>.png): "
                    "gray or RGB. One image per Enter (push to record) unless --interval-ms.")
@@ -139,7 +142,8 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
             sensor_data: Path | None, spec_file: Path | None, channels: str | None,
             units: str | None, rate_hz: float | None, window: int | None,
             interval: int | None, trigger: float | None, pre: int | None,
-            trigger_channels: str | None, audio: bool, clip_ms: int, camera: str | None,
+            trigger_channels: str | None, audio: bool, clip_ms: int, request: bool,
+            level_ms: int, camera: str | None,
             frame: str | None, size: str | None, interval_ms: int | None,
             sensor_opt: str | None,
             project: Path | None, render_only: bool,
@@ -174,6 +178,9 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
                    ("--interval-ms", interval_ms)) if value is not None]
     if camera_only and not camera:
         raise InputFileError(f"{', '.join(camera_only)}: camera settings, for --camera")
+    if request and not audio:
+        raise InputFileError("--request is for --audio",
+                             hint="camera capture records on request unless --interval-ms")
     if camera:
         from .capture_camera import camera_spec
 
@@ -190,11 +197,13 @@ def capture(board_name: str, label: str | None, count: int, out: Path, port: str
 
         given = [name for name, value in (("--spec", spec_file), ("--channels", channels),
                  ("--units", units), ("--window", window), ("--interval", interval),
-                 ("--trigger", trigger)) if value is not None]
+                 ("--trigger-channels", trigger_channels)) if value is not None]
         if given:
             raise InputFileError(f"--audio records clips: {', '.join(given)} are IMU settings",
-                                 hint="audio takes --rate and --clip-ms")
-        spec = clip_spec(board, rate_hz, clip_ms)
+                                 hint="audio takes --rate, --clip-ms, --request, --trigger, "
+                                      "--pre and --level-ms")
+        spec = clip_spec(board, rate_hz, clip_ms, request=request, level=trigger, pre=pre,
+                         level_ms=level_ms)
     else:
         spec = capture_spec(spec_file, rate_hz=rate_hz, window=window, interval=interval,
                             trigger=trigger, pre=pre, trigger_channels=_names(trigger_channels),

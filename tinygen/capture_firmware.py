@@ -30,6 +30,7 @@ from .capture_camera import (
     camera_ram_bytes,
     camera_wire,
 )
+from .capture_sound import SoundTrigger
 from .errors import BoardError, InputFileError
 from .frontend.spec import InputSpec, load_input_spec, parse_input_spec
 from .render import (
@@ -133,27 +134,43 @@ def capture_spec(spec_file: Path | None = None, *, rate_hz: float | None = None,
 @dataclass(frozen=True)
 class ClipSpec:
     """Audio capture: clips of ``window`` samples, mono 16-bit PCM at ``rate_hz``, back to
-    back (``stride == window``). The attribute names are the input spec's."""
+    back (``stride == window``), one per host request (``request``) or cut by the
+    sound-level trigger (``sound``). The attribute names are the input spec's."""
 
     rate_hz: float
     window: int
     sensor: str = "mic"
     channels: tuple[str, ...] = ("audio",)
     units: dict[str, str] = dataclass_field(default_factory=lambda: {"audio": "pcm16"})
-    trigger: None = None
     fmt: str = "s16le"
+    request: bool = False
+    sound: SoundTrigger | None = None
 
     @property
     def stride(self) -> int:
         return self.window
 
+    @property
+    def trigger(self) -> dict[str, Any] | None:
+        """The input spec's trigger keys (threshold: the mean |x| of a level block)."""
+        if self.sound is None:
+            return None
+        return {"channels": ["audio"], "threshold": float(self.sound.threshold),
+                "pre": self.sound.pre}
+
     def to_json(self) -> dict[str, Any]:
         return {"sensor": self.sensor, "rate_hz": self.rate_hz, "channels": list(self.channels),
-                "units": dict(self.units), "window": self.window, "stride": self.stride}
+                "units": dict(self.units), "window": self.window, "stride": self.stride,
+                "request": self.request,
+                "sound_trigger": dataclasses.asdict(self.sound) if self.sound else None}
 
 
-def clip_spec(board: Board, rate_hz: float | None, clip_ms: int) -> ClipSpec:
-    """Audio capture settings; the rate defaults to the board microphone's (16 kHz)."""
+def clip_spec(board: Board, rate_hz: float | None, clip_ms: int, *, request: bool = False,
+              level: float | None = None, pre: int | None = None, level_ms: int = 20
+              ) -> ClipSpec:
+    """Audio capture settings; the rate defaults to the board microphone's (16 kHz). One
+    clip per request, or a sound-level trigger: ``level`` (mean |x| over ``level_ms``
+    blocks, 16-bit PCM units) with ``pre`` samples kept from before."""
     mics = [s for s in board.sensors if s.get("kind") == "mic"]
     mic_rate = mics[0].get("rate_hz") if mics else None
     rate = rate_hz or mic_rate or 16000
@@ -167,7 +184,26 @@ def clip_spec(board: Board, rate_hz: float | None, clip_ms: int) -> ClipSpec:
         raise InputFileError(f"--clip-ms {clip_ms}: clips of 1 sample to 1 s of audio "
                              f"({window} samples at {rate:g} Hz)",
                              hint="the board holds the whole clip in RAM while it sends it")
-    return ClipSpec(rate_hz=float(int(rate)), window=window)
+    sound = None
+    if level is not None:
+        if request:
+            raise InputFileError("--request and --trigger: one way to start clips",
+                                 hint="push to record (--request) or the sound-level trigger")
+        if level != int(level):
+            raise InputFileError(f"--trigger {level:g}: audio levels are whole numbers (mean "
+                                 "|x| of 16-bit samples, 1..32768)")
+        sound = SoundTrigger(clip=window, pre=pre or 0, block=max(1, int(rate) * level_ms
+                                                                     // 1000),
+                             threshold=int(level))
+        try:
+            sound.check()
+        except ValueError as exc:
+            raise InputFileError(f"sound trigger: {exc}",
+                                 hint="--trigger LEVEL (1..32768), --pre N and --level-ms MS "
+                                      "within --clip-ms") from None
+    elif pre is not None:
+        raise InputFileError("--pre is for triggered clips", hint="add --trigger LEVEL")
+    return ClipSpec(rate_hz=float(int(rate)), window=window, request=request, sound=sound)
 
 
 def _value_bytes(spec: Any) -> int:
@@ -192,6 +228,10 @@ def hello_keys(spec: InputSpec | ClipSpec | CameraSpec) -> str:
                  f"pre={spec.trigger['pre']}", "tch=" + ",".join(spec.trigger["channels"])]
     else:
         keys.append(f"stride={spec.stride}")
+    if isinstance(spec, ClipSpec) and spec.sound:
+        keys.append(f"block={spec.sound.block}")  # the level's block, in samples
+    if getattr(spec, "request", False):
+        keys.append("request=1")
     return " ".join(keys)
 
 
@@ -226,7 +266,8 @@ def capture_ram_bytes(spec: InputSpec | ClipSpec | CameraSpec, board: Board | No
         assert board is not None
         return camera_ram_bytes(spec, board)
     if isinstance(spec, ClipSpec):
-        return 2 * spec.window + 2 * (int(spec.rate_hz) * AUDIO_RING_MS // 1000)
+        ring = spec.sound.pre + spec.sound.block if spec.sound else 0
+        return 2 * (spec.window + ring) + 2 * (int(spec.rate_hz) * AUDIO_RING_MS // 1000)
     return spec.window * len(spec.channels) * (4 + 1 + 1)
 
 
@@ -288,7 +329,9 @@ def _project_files(spec: InputSpec | ClipSpec | CameraSpec, board: Board
     capture = {"chunk": chunk, "chunk_bytes": chunk * value * len(spec.channels),
                "chunk_line": 32 + 4 * math.ceil(chunk * value * len(spec.channels) / 3),
                "hello": hello_keys(spec), "clip": spec.window if audio else None,
-               "request": getattr(spec, "request", False)}
+               "request": getattr(spec, "request", False),
+               "sound": (dataclasses.asdict(spec.sound) if isinstance(spec, ClipSpec)
+                         and spec.sound else None)}
     pio, platform_files = board_platformio(board)
     context = {"tinygen_version": __version__, "board": board, "pio": pio, "mode": "capture",
                "sensor": sensor, "capture": capture, "model": None}
