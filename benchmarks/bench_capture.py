@@ -7,6 +7,10 @@ the bytes per window the firmware sends (``win`` frames: base64 + header + CRC),
 rate the stream needs at 50/100/200 Hz against a UART at 115200 and 921600 baud (8N1,
 10 bits per byte), and the host's decoder + window assembly speed (best of --repeat) on
 a synthetic stream fed in 4096-byte reads.
+
+Camera capture (``--camera``): for each ESP32 camera frame size up to VGA, gray and RGB,
+the bytes and seconds one image takes on the wire at 115200 / 921600 baud, and the host's
+image assembly speed.
 """
 
 from __future__ import annotations
@@ -46,11 +50,51 @@ def assemble(stream: bytes, hello: Hello) -> tuple[float, int]:
     return time.perf_counter() - start, done
 
 
+def camera() -> None:
+    from tinygen.boards import load_board
+    from tinygen.capture_camera import camera_info, camera_spec
+    from tinygen.render import CAMERA_FRAMES
+
+    board = load_board("esp32cam")
+    print("camera images (seconds per image at 115200 / 921600 baud):")
+    for _, w, h in CAMERA_FRAMES:
+        cells = []
+        for color in ("gray", "rgb"):
+            spec = camera_spec(board, color, frame=f"{w}x{h}")
+            slow, fast = (wire_budget(spec, baud) for baud in (115200, 921600))
+            cells.append(f"{color} {slow['raw_bytes_per_image']:>7,} B -> "
+                         f"{slow['bytes_per_window']:>7,} B framed: {slow['seconds_per_image']:5.2f}"
+                         f" s / {fast['seconds_per_image']:4.2f} s")
+        print(f"  {w:>3}x{h:<3} " + "   ".join(cells))
+    spec = camera_spec(board, "rgb", frame="160x120")
+    keys = dict(kv.split("=", 1) for kv in hello_keys(spec).split())
+    info = camera_info(Hello(mode="capture", extra={**keys, "sensor": "camera"}))
+    rng = np.random.default_rng(1)
+    chunk = chunk_samples(3, 1)
+    parts = []
+    for seq in range(50):
+        img = rng.integers(0, 256, (spec.window, 3), dtype=np.uint8)
+        parts += [encode_window_chunk(seq, o, spec.window, img[o:o + chunk].tobytes())
+                  for o in range(0, spec.window, chunk)]
+    stream = b"".join(parts)
+    decoder, asm = Decoder(), WindowAssembler(info)
+    start = time.perf_counter()
+    done = sum(1 for i in range(0, len(stream), 4096) for r in decoder.feed(stream[i:i + 4096])
+               if isinstance(r, WindowChunk) and asm.add(r) is not None)
+    took = time.perf_counter() - start
+    print(f"  host decode + assembly of 160x120 RGB images: {done / took:,.0f} images/s, "
+          f"{len(stream) / took / 1e6:.1f} MB/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--windows", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--camera", action="store_true", help="camera images instead")
     args = ap.parse_args()
+    if args.camera:
+        camera()
+        return
     for channels in (["ax", "ay", "az", "gx", "gy", "gz"],
                      ["ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz"]):
         spec = capture_spec(None, channels=channels, units=["g"] * len(channels))

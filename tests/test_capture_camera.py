@@ -86,6 +86,24 @@ def test_images_from_win_frames_are_whole_or_reported(photos: list[np.ndarray],
     assert (cut["windows"], cut["truncated"]) == (1, 3)
 
 
+def test_resume_appends_images_and_refuses_another_setup(photos: list[np.ndarray],
+                                                         tmp_path: Path) -> None:
+    board = load_board("qemu-m4")
+    rgb = camera_spec(board, "rgb", frame="96x96")
+    stream = _hello(rgb) + b"".join(b"".join(_image_frames(k, photos[k])) for k in range(2))
+    folder = tmp_path / "data"
+    _record(stream, folder)
+    before = {p.name: p.read_bytes() for p in (folder / "shot").iterdir()}
+    index = (folder / "index.csv").read_bytes()
+    rec = _record(stream, folder)
+    assert rec.earlier == 2 and rec.files == ["shot/shot.2.png", "shot/shot.3.png"]
+    assert all((folder / "shot" / n).read_bytes() == b for n, b in before.items())
+    assert (folder / "index.csv").read_bytes().startswith(index)
+    gray = camera_spec(board, "gray", frame="96x96")
+    with pytest.raises(InputFileError, match="channels 'r g b'"):
+        _record(_hello(gray) + b"".join(_image_frames(0, photos[0][..., :1])), folder)
+
+
 def test_png_files_round_trip_and_others_read(photos: list[np.ndarray], tmp_path: Path) -> None:
     from PIL import Image
 
