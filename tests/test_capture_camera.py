@@ -199,6 +199,7 @@ def test_render_for_esp32cam(tmp_path: Path) -> None:
     hello = (src / "tinygen_config.h").read_text()
     assert "width=96 height=96 pixfmt=rgb888 frame=96x96 framefmt=rgb565" in hello
     assert "#define TINYGEN_CAPTURE_ON_REQUEST 1" in hello
+    assert "#define TINYGEN_CAPTURE_FLUSH_FRAMES 1u" in hello  # the driver's stale frame
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -142,6 +142,8 @@ def camera_plan(spec: CameraSpec, board: Board) -> dict[str, Any]:
             "pixel_format": "PIXFORMAT_GRAYSCALE" if spec.gray else "PIXFORMAT_RGB565",
             "frame_format": "TG_PIX_GRAY8" if spec.gray else "TG_PIX_RGB565",
             "pixel_range": [0, 255], "lut_text": lut, "window": spec.window,
+            # the ESP32 driver's frame buffer holds a frame taken before a request
+            "flush_frames": 1 if cam.get("glue") == "esp32-camera" else 0,
             "stride": spec.window, "trigger": None}
 
 

@@ -30,6 +30,10 @@ int8_t g_image[kPixels * kChannels];
 uint32_t g_image_seq = 0;
 #if TINYGEN_CAPTURE_ON_REQUEST
 uint32_t g_requested = 0;  // images asked for (`rec` frames) and not sent yet
+// Frames to drop after a request: the ESP32 camera driver holds a frame taken when the last
+// one was returned, maybe long before the request (TINYGEN_CAPTURE_FLUSH_FRAMES 1); the
+// emulated camera delivers exactly the frames streamed to it (0).
+uint32_t g_flush = 0;
 #endif
 
 // The image, row by row (HWC: gray, or R G B per pixel), as win frames of kChunk pixels.
@@ -56,7 +60,9 @@ void send_image() {
 void capture_begin() {}  // the board glue starts the camera (sensor_begin)
 
 #if TINYGEN_CAPTURE_ON_REQUEST
-void capture_request() { ++g_requested; }
+void capture_request() {
+  if (g_requested++ == 0) g_flush = TINYGEN_CAPTURE_FLUSH_FRAMES;
+}
 #endif
 
 void sensor_poll() {
@@ -65,6 +71,13 @@ void sensor_poll() {
 #endif
   CameraFrame frame;
   if (!camera_capture(&frame)) return;
+#if TINYGEN_CAPTURE_ON_REQUEST
+  if (g_flush > 0) {  // taken before the request
+    --g_flush;
+    camera_release();
+    return;
+  }
+#endif
   const int ok = tg_image_to_input(&kConfig, frame.data, frame.width, frame.height,
                                    frame.format, g_image);
   camera_release();
