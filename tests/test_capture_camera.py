@@ -15,7 +15,7 @@ from conftest import REPO, assert_user_error, run_tinygen
 
 from tinygen.boards import load_board
 from tinygen.capture import Recording, check_capture_hello, record_windows
-from tinygen.capture_camera import camera_spec
+from tinygen.capture_camera import CameraInfo, camera_spec
 from tinygen.capture_firmware import chunk_samples, hello_keys, wire_budget
 from tinygen.capture_image import png_bytes, read_image, read_png
 from tinygen.dataset_pack import WindowMeta, pack, write_image, write_window
@@ -70,6 +70,7 @@ def test_images_from_win_frames_are_whole_or_reported(photos: list[np.ndarray],
                                                       tmp_path: Path) -> None:
     spec = camera_spec(load_board("qemu-m4"), "rgb", frame="96x96")
     info = check_capture_hello(Decoder().feed(_hello(spec))[0], "test")  # type: ignore
+    assert isinstance(info, CameraInfo)
     assert (info.width, info.height, info.pixfmt, info.request) == (96, 96, "rgb888", True)
     assert info.sample_bytes == 3 and info.window == 96 * 96
     per_image = [_image_frames(seq, photos[seq % 3]) for seq in range(5)]

@@ -159,3 +159,48 @@ def test_gray_capture_at_an_interval_cut_on_the_board(tmp_path: Path,
     for rel, raw in zip(s["files"], frames.frames):
         want = image_to_input(raw, 160, 120, "gray8", 64, 48, 1, KEEP)
         assert read_image(tmp_path / "data" / rel).tobytes() == want.tobytes()
+
+
+def test_enter_records_one_image_and_ctrl_c_at_the_prompt_stops(
+        tmp_path: Path, pio_env: dict[str, str]) -> None:
+    """Push to record from a terminal (a pseudo-terminal as stdin): one image per Enter;
+    Ctrl-C while it waits for Enter ends the run with the images recorded so far."""
+    import pty
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for k, name in enumerate(("person.bmp", "no_person.bmp", "person.bmp")):
+        shutil.copy(IMAGES / name, shots / f"{k}_{name}")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinygen.cli", "capture", "--board", "qemu-m4", "--camera",
+         "gray", "--frame", "96x96", "--label", "shot", "--count", "3", "--sensor-data",
+         str(shots), "--out", str(tmp_path / "data"), "--project", str(tmp_path / "fw"),
+         "--json"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **pio_env))
+    os.close(slave)
+    assert proc.stderr is not None
+    prompts = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        assert line, "capture ended before its third prompt"
+        if line.startswith("press Enter"):
+            prompts += 1
+            if prompts == 3:
+                time.sleep(0.3)
+                proc.send_signal(signal.SIGINT)
+                break
+            os.write(master, b"\n")
+    out, err = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, err[-3000:]
+    s = json.loads(out)
+    assert s["interrupted"] and s["files"] == ["shot/shot.0.png", "shot/shot.1.png"], s
+    frames = camera_frames(shots, 96, 96, "gray8").frames
+    for rel, raw in zip(s["files"], frames):
+        assert read_image(tmp_path / "data" / rel).tobytes() == raw

@@ -292,7 +292,7 @@ def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int
             for line in [image_preview(samples)] if camera else preview(samples, info):
                 _progress(line)
 
-    wait_for_enter = interactive and sys.stdin.isatty()
+    wait_for_enter = interactive and sys.stdin.isatty()  # emulated too: the next image
 
     def request(k: int) -> None:
         """Push to record: Enter in a terminal (else at once) -> a `rec` frame."""
@@ -377,7 +377,7 @@ def _capture_emulated(board: Any, spec: Any, project: Path, label: str, count: i
         info = check_capture_hello(hello, link.name)
         feeder = stream_sensor(emu, feed_bytes)
         return _session(link, info, spec, board, label, count, out, as_json, counting,
-                        stream_done=lambda: not feeder.is_alive(), interactive=False)
+                        stream_done=lambda: not feeder.is_alive())
 
 
 def _capture_port(board: Any, spec: Any, project: Path, label: str, count: int, out: Path,
