@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,10 +55,19 @@ def data_dir() -> Path:
     return DATA
 
 
+# Each CLI run gets its own empty user cache (tinygen.linker_flash: a build stores the
+# linker's flash figure there and later renders of the same code use it), so no test sees
+# what another test's build left; a test of that feature passes TINYGEN_CACHE_DIR itself.
+_CACHE_ROOT = Path(tempfile.mkdtemp(prefix="tinygen-test-cache-"))
+_CACHE_RUNS = itertools.count()
+os.environ["TINYGEN_CACHE_DIR"] = str(_CACHE_ROOT / "in-process")
+
+
 def run_tinygen(*args: str, cwd: Path | None = None, timeout: float = 300,
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real CLI as a subprocess, as a user would."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                "TINYGEN_CACHE_DIR": str(_CACHE_ROOT / str(next(_CACHE_RUNS))), **(env or {})}
     return subprocess.run([sys.executable, "-m", "tinygen.cli", *args], cwd=cwd,
                           capture_output=True, text=True, check=False, timeout=timeout, env=full_env)
 

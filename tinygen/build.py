@@ -161,6 +161,26 @@ def collect_artifacts(build_dir: Path, artifacts: Path, manifest: dict[str, Any]
     return files
 
 
+def _feed_back_flash(pm: dict[str, Any], sizes: dict[str, int], manifest: dict[str, Any],
+                     progress: Callable[[str], None]) -> int | None:
+    """Store the linker's flash figure for later fit checks of the same code
+    (tinygen.linker_flash) and say how far render's estimate was; returns the estimate."""
+    from .linker_flash import record
+
+    fit = pm.get("fit") or {}
+    used, estimate = sizes.get("flash_used_bytes"), fit.get("flash_need_bytes")
+    if used is None or not fit.get("linker_key") or fit.get("model_flash_bytes") is None:
+        return estimate if isinstance(estimate, int) else None
+    record(fit["linker_key"], used, int(fit["model_flash_bytes"]),
+           manifest["platformio"]["platform"])
+    if isinstance(estimate, int) and estimate > 0:
+        source = "the linker's figure of an earlier build" \
+            if fit.get("flash_source") == "linker" else "render's estimate"
+        progress(f"flash: {used:,} B linked; {source} was {estimate:,} B "
+                 f"({used / estimate:.2f}x); later renders of this code use the linked figure")
+    return estimate if isinstance(estimate, int) else None
+
+
 def build_project(project: Path, artifacts: Path | None = None, verbose: bool = False,
                   progress: Callable[[str], None] = lambda s: None) -> BuildResult:
     pm = read_project(project)
@@ -203,5 +223,6 @@ def build_project(project: Path, artifacts: Path | None = None, verbose: bool = 
         "flash_used_bytes": sizes.get("flash_used_bytes"),
         "flash_budget_bytes": sizes.get("flash_total_bytes"),
     }
+    manifest["flash_estimate_bytes"] = _feed_back_flash(pm, sizes, manifest, progress)
     collect_artifacts(project / ".pio" / "build" / env, artifacts, manifest)
     return BuildResult(project=project, artifacts_dir=artifacts, manifest=manifest)

@@ -420,6 +420,11 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
            else f"{m['arena']['measured']:,} B measured + {m['arena']['margin']:,} B margin")
     click.echo(f"  arena {m['arena']['bytes']:,} B ({how}, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
+    fit = m.get("fit") or {}
+    if fit.get("flash_need_bytes"):
+        click.echo(f"  flash {fit['flash_need_bytes']:,} of {fit['flash_bytes']:,} B ("
+                   + ("linked by an earlier build of this code" if fit.get("flash_source")
+                      == "linker" else "estimate until `tinygen build` links it") + ")")
     if "aot" in m:
         click.echo(f"  engine aot: RAM plan {m['aot']['ram_bytes']:,} B (activation floor "
                    f"{m['aot']['floor_bytes']:,} B), constants {m['aot']['weights_bytes']:,} B")

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, linker_flash
 from .boards import Board, sensor_options_text
 from .errors import BoardError, InputFileError, UnsupportedModelError
 from .fileio import write_files_atomically
@@ -213,19 +213,29 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
 
 
 def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],
-               engine_flash: tuple[str, int, int] | None = None) -> dict[str, Any]:
+               engine_flash: tuple[str, int, int] | None = None,
+               linker_key: str | None = None) -> dict[str, Any]:
     """Model flash and arena against the board; BoardError with the numbers if not.
     engine_flash: (engine, model bytes in flash, runtime figure); default: TFLM's fixed
-    allowance (render passes the per-op figure of tinygen.model.analyze.tflm_flash)."""
+    allowance (render passes the per-op figure of tinygen.model.analyze.tflm_flash).
+    linker_key: where an earlier `tinygen build` of the same code stored the linker's figure
+    (tinygen.linker_flash); when there is one it replaces runtime + framework."""
+    from .linker_flash import lookup
+
     engine, model_flash, runtime = engine_flash or (
         "TFLM runtime", len(spec.data), TFLM_RUNTIME_FLASH_ALLOWANCE)
-    flash_need = model_flash + runtime + board.reserved_flash_bytes
+    linked = lookup(linker_key) if linker_key else None
+    if linked:
+        flash_need = model_flash + int(linked["runtime_bytes"])
+        what = (f"model {model_flash:,} B + {engine} and framework {linked['runtime_bytes']:,} B "
+                f"(the linker's figure of the last build, {linked['time']})")
+    else:
+        flash_need = model_flash + runtime + board.reserved_flash_bytes
+        what = (f"model {model_flash:,} B + {engine} ~{runtime:,} B + framework "
+                f"{board.reserved_flash_bytes:,} B")
     problems = []
     if flash_need > board.flash_bytes:
-        problems.append(
-            f"flash: model {model_flash:,} B + {engine} ~{runtime:,} B"
-            f" + framework {board.reserved_flash_bytes:,} B = {flash_need:,} B > "
-            f"{board.flash_bytes:,} B")
+        problems.append(f"flash: {what} = {flash_need:,} B > {board.flash_bytes:,} B")
     size = arena["bytes"]
     if board.arena_placement == "static":
         ram_room = min(board.ram_bytes - board.reserved_ram_bytes, board.arena_max_bytes)
@@ -247,7 +257,8 @@ def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],
                          hint="use a smaller model, or a board with more memory "
                               "(`tinygen boards`)")
     return {"flash_need_bytes": flash_need, "flash_bytes": board.flash_bytes,
-            "arena_bytes": size, "arena_room_bytes": ram_room}
+            "flash_source": "linker" if linked else "estimate", "model_flash_bytes": model_flash,
+            "linker_key": linker_key, "arena_bytes": size, "arena_room_bytes": ram_room}
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -565,7 +576,9 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
     arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
     fit = check_fits(spec, board, arena, aot.engine_flash() if aot else (
-        "TFLM runtime + kernels", len(spec.data), tflm_flash(ops)))
+        "TFLM runtime + kernels", len(spec.data), tflm_flash(ops)),
+        linker_key=linker_flash.key(board.name, board.engine, board.tflm.get("library"), ops,
+                                    spec.sha256))
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
     pio, platform_files = board_platformio(board)
