@@ -68,8 +68,10 @@ def run_tinygen(*args: str, cwd: Path | None = None, timeout: float = 300,
     """Run the real CLI as a subprocess, as a user would."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                 "TINYGEN_CACHE_DIR": str(_CACHE_ROOT / str(next(_CACHE_RUNS))), **(env or {})}
+    # stdin: nothing (a command that waits for Enter must not read the terminal pytest runs in)
     return subprocess.run([sys.executable, "-m", "tinygen.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, check=False, timeout=timeout, env=full_env)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+                          timeout=timeout, env=full_env)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:

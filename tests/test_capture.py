@@ -223,10 +223,12 @@ def test_render_only_and_bad_input(tmp_path: Path) -> None:
     from tinygen.build import template_origin  # compiler errors name the capture templates
 
     assert [template_origin(m, f"src/{name}") for name in ("tinygen_capture.cpp",
-                                                           "tinygen_config.h", "main.cpp")] == [
+                                                           "tinygen_config.h", "main.cpp",
+                                                           "tinygen_capture_camera.cpp")] == [
         "templates/capture-imu/src/tinygen_capture.cpp",
         "templates/capture-imu/src/tinygen_config.h.jinja",
-        "templates/tflm-arduino/src/main.cpp.jinja"]
+        "templates/tflm-arduino/src/main.cpp.jinja",
+        "templates/capture-camera/src/tinygen_capture_camera.cpp"]
     proc = run_tinygen("capture", "--board", "qemu-m4", "--render-only", "--project",
                        str(tmp_path / "q"))
     assert proc.returncode == 0, proc.stderr

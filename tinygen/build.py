@@ -95,9 +95,10 @@ def template_origin(project_manifest: dict[str, Any], rel: str) -> str | None:
     trees = template_trees(project_manifest.get("engine", "tflm"),
                            project_manifest.get("template", ""), sensor.get("sensor"))
     if project_manifest.get("mode") == "capture":  # capture firmware: its trees come first
-        from .capture_firmware import AUDIO_TREE, CAPTURE_TREE
+        from .capture_firmware import AUDIO_TREE, CAMERA_TREE, CAPTURE_TREE
 
-        trees = (AUDIO_TREE, CAPTURE_TREE, *trees, "input-imu", "input-audio")
+        trees = (CAMERA_TREE, AUDIO_TREE, CAPTURE_TREE, *trees, "input-imu", "input-audio",
+                 "input-camera")
     for tree in trees:
         for name in (rel, rel + ".jinja"):
             if tree and root.joinpath(tree).joinpath(name).is_file():
