@@ -26,10 +26,13 @@ HERE = Path(__file__).resolve().parent
 RECORDINGS = Path("/work/shared/data/fsdd/recordings")
 
 
-def cache_path(copies: int, seed: int) -> Path:
-    root = Path(os.environ.get("TINYGEN_KEYWORD_CACHE",
+def cache_root() -> Path:
+    return Path(os.environ.get("TINYGEN_KEYWORD_CACHE",
                                Path.home() / ".cache" / "tinygen-keyword"))
-    return root / f"fsdd_audio_aug_c{copies}_s{seed}.npz"
+
+
+def cache_path(copies: int, seed: int) -> Path:
+    return cache_root() / f"fsdd_audio_aug_c{copies}_s{seed}.npz"
 
 
 def augment_clip(samples: np.ndarray, rate: int, fp: FrontendParams,

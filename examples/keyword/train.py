@@ -10,7 +10,10 @@ one speaker left out of training entirely (--speaker, default theo).
 
 Training adds AUDIO_COPIES audio-augmented copies of every training recording
 (augment_audio.py; built once from the FSDD recordings and cached outside the repository;
---audio-aug 0 leaves them out).
+--audio-aug 0 leaves them out) and SYNTHETIC_PER_DIGIT espeak-ng words per digit
+(make_synthetic.py: seeded random accents, male/female/child-like voices, speeds, pitches;
+generated on first use into the same cache; --synthetic 0 leaves them out). Neither is ever
+in a test set.
 
 Prints float and int8 accuracy (int8: tinygen's convert, i.e. TensorFlow's converter and the
 TFLite interpreter) for both splits.
@@ -29,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 SEED = 7
 EPOCHS = 40
 AUDIO_COPIES = 4  # augment_audio.py copies of every training recording
+SYNTHETIC_PER_DIGIT = 600  # make_synthetic.py espeak-ng words per digit
 FLOOR = -128  # the feature code of silence (zero padding)
 
 
@@ -152,6 +156,8 @@ def main() -> None:
     ap.add_argument("--audio-aug", type=int, default=AUDIO_COPIES, metavar="COPIES",
                     help="add COPIES audio-augmented versions of every training recording "
                          "(augment_audio.py: speed, gain, position, noise)")
+    ap.add_argument("--synthetic", type=int, default=SYNTHETIC_PER_DIGIT, metavar="N",
+                    help="add N espeak-ng words per digit (make_synthetic.py, cached)")
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     args = ap.parse_args()
     d = np.load(HERE / "data" / "fsdd_features.npz")
@@ -160,9 +166,10 @@ def main() -> None:
     speaker, index = d["speaker"], d["index"]
     rng = np.random.default_rng(SEED)
 
-    synthetic = HERE / "data" / "espeak_features.npz"
-    if synthetic.is_file():  # training only, never tested on
-        s = np.load(synthetic)
+    if args.synthetic:  # training only, never tested on
+        from make_synthetic import load_or_build as synthetic_words
+
+        s = synthetic_words(args.synthetic)
         sx, sy = s["x"].astype(np.int8), s["y"].astype(np.int64)
     else:
         sx, sy = x[:0], y[:0]
