@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, run_tinygen
-from cpp_build import TEMPLATES, compile_program, engine_library
+from cpp_build import HOST_LIBRARIES, TEMPLATES, compile_program, engine_library
 
 from tinygen import protocol
 from tinygen.protocol import Decoder, DeviceError, Hello, Inference
@@ -133,16 +133,21 @@ def test_firmware_core_without_engine(gesture_project: Path, tmp_path: Path) -> 
     assert errors == [("noengine", 41), ("input", 42), ("crc", None), ("overflow", None)]
 
 
-@pytest.mark.parametrize("library", ["upstream", "chirale"])
+@pytest.mark.parametrize("library", HOST_LIBRARIES)
 def test_firmware_matches_tflm_python_interpreter(library: str, gesture_project: Path,
                                                   tmp_path: Path) -> None:
     """Rendered sources + a real TFLM C++ library vs the tflite-micro Python interpreter.
 
     upstream = tensorflow/tflite-micro (the revision the Python wheel tracks);
-    chirale = the TFLM snapshot inside Chirale_TensorFlowLite 2.0.0, the library the
-    Arduino boards' platformio.ini pins (its API is what the rendered code must match).
+    chirale = the TFLM snapshot inside Chirale_TensorFlowLite 2.0.0; tflm_esp32,
+    pio-tflite-lib, esp-tflite-micro = the other candidates for the Arduino boards
+    (tests/tflm_lib_build.py). A library recorded exact for the gesture model in
+    tinygen/data/tflm_libs.json (what render chooses from) must be bit-identical here.
     """
     from tflite_micro.python.tflite_micro import runtime
+    from tflm_libs_measure import LIBRARIES
+
+    from tinygen.model.tflm_library import libraries
 
     binary = build_host_firmware(gesture_project, tmp_path / "fw_tflm", "tflm", library)
     manifest = json.loads((gesture_project / "tinygen.json").read_text())
@@ -152,6 +157,15 @@ def test_firmware_matches_tflm_python_interpreter(library: str, gesture_project:
     s, z = manifest["input_scale"], manifest["input_zero_point"]
     q = np.clip(np.round(test["x"] / s) + z, -128, 127).astype(np.int8)
     stdin = b"".join(protocol.encode_input(i, sample.tobytes()) for i, sample in enumerate(q))
+    recorded = libraries()[LIBRARIES[library][0]]["models"].get("gesture") \
+        if LIBRARIES[library][0] else None
+    if recorded and recorded.get("error"):  # recorded as not running this model: still so
+        proc = subprocess.run([str(binary)], input=stdin, capture_output=True, timeout=60,
+                              check=False)
+        answered = [r for r in Decoder().feed(proc.stdout) if isinstance(r, Inference)]
+        print(f"{library}: does not run the gesture model ({recorded['error']})")
+        assert proc.returncode != 0 or len(answered) < len(q)
+        return
     recs = Decoder().feed(run(binary, stdin))
     infs = [r for r in recs if isinstance(r, Inference)]
     hello = next(r for r in recs if isinstance(r, Hello))
@@ -173,11 +187,15 @@ def test_firmware_matches_tflm_python_interpreter(library: str, gesture_project:
     assert top_equal == len(infs)
     if library == "upstream":  # same reference kernels as the wheel: bit-identical
         assert max(diffs) == 0
-    # Chirale's 2023 snapshot (CMSIS-NN conv/fc/softmax, an older int8 MEAN) is not
-    # bit-identical: up to 128 LSB on single outputs of the gesture model (its MEAN is
-    # the main source), top-1 equal. Reported, not hidden: see docs/verify-tflm.md.
+    if recorded and recorded["identical"] == recorded["inputs"]:
+        assert max(diffs) == 0
+    # Chirale's 2023 snapshot is not bit-identical on this model (its FULLY_CONNECTED
+    # ignores per-channel weight scales, its int8 MEAN is older): reported, not hidden -
+    # docs/verify-tflm.md, "Per-board TFLM library".
     used = int(hello.extra["used"])
     print(f"{library}: C++ host arena used {used} B of {hello.arena} B "
           f"(measured {manifest['arena']['measured']} B); top-1 on test: "
           f"{np.mean([i.top for i in infs] == test['y']):.3f}")
-    assert 0 < used <= manifest["arena"]["measured"] <= hello.arena
+    assert 0 < used <= hello.arena
+    if library in ("upstream", "esp-tflite-micro", "pio-tflite-lib"):  # TF_LITE_STATIC_MEMORY
+        assert used <= manifest["arena"]["measured"]  # else TfLiteTensor is bigger (Chirale)

@@ -41,7 +41,9 @@ def test_svdf_keyword_model_renders(board: str, tmp_path: Path) -> None:
                        "--out", str(tmp_path / "p"))
     assert proc.returncode == 0, proc.stderr
     ops = (tmp_path / "p" / "src" / "tinygen_ops.cc").read_text()
-    assert "resolver.AddSvdf(tflite::Register_SVDF_INT8())" in ops  # int8-only kernel
+    # generic SVDF: Chirale's Register_SVDF_INT8() is declared in a header its
+    # micro_mutable_op_resolver.h does not include (tinygen/data/tflm_ops_chirale-2.0.0.json)
+    assert "resolver.AddSvdf()" in ops
     assert "resolver.AddFullyConnected(" in ops
     manifest = json.loads((tmp_path / "p" / "tinygen.json").read_text())
     assert manifest["arena"]["measured"] == 17712

@@ -68,9 +68,9 @@ def sources(lib: str, src: Path) -> tuple[Path, list[Path], list[str], list[Path
         keep = [p for p, r in zip(files, rel)
                 if not SKIP_DIRS.search(r) and not SKIP_FILES.search(r)
                 and not ("/" not in r and SKIP_TOP.match(r))
-                and r not in ("tensorflow/lite/micro/system_setup.cpp",
-                              "tensorflow/lite/micro/micro_time.cpp",
-                              "tensorflow/lite/micro/micro_time.cc")]
+                and r not in ("tensorflow/lite/micro/micro_time.cpp",
+                              "tensorflow/lite/micro/micro_time.cc")
+                and not (lib == "chirale" and r == "tensorflow/lite/micro/system_setup.cpp")]
         if lib == "chirale":
             third = root / "third_party"
             incs = [root, third / "flatbuffers" / "include", third / "gemmlowp", third / "ruy",
@@ -78,7 +78,11 @@ def sources(lib: str, src: Path) -> tuple[Path, list[Path], list[str], list[Path
                     "Include", third / "cmsis_nn", third / "cmsis_nn" / "Include"]
             return root, keep, ["-DARDUINO=10607"], incs, ["-DSTUB_DEBUGLOG_STR",
                                                            "-DSTUB_INIT"]
-        return root, keep, [], [root], []
+        # pio-tflite-lib's kernel_util.cc includes tensorflow/lite/array.h (not shipped)
+        # unless TF_LITE_STATIC_MEMORY is defined: the boards' builds need the flag too
+        # (tinygen/data/tflm_libs.json build_flags); tflm_esp32 patched those #ifndefs out.
+        return root, keep, ["-DTF_LITE_STATIC_MEMORY"] if lib == "pio-tflite-lib" else [], \
+            [root], []
     if lib == "esp-tflite-micro":
         root = src
         micro = root / "tensorflow" / "lite" / "micro"
@@ -110,11 +114,31 @@ def sources(lib: str, src: Path) -> tuple[Path, list[Path], list[str], list[Path
                   mlir / "schema" / "schema_utils.cc"]
         third = root / "third_party"
         incs = [root, third / "gemmlowp", third / "flatbuffers" / "include", third / "ruy",
-                third / "kissfft"]
+                third / "kissfft", REPO / "tests" / "cpp" / "esp_stub"]
         return root, [f for f in files if f.is_file()], [
             "-DESP_NN", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON",
-            "-DCONFIG_NN_OPTIMIZED", "-DCONFIG_IDF_TARGET_ESP32"], incs, []
+            "-DCONFIG_NN_OPTIMIZED", "-DCONFIG_IDF_TARGET_ESP32"], incs, ["-DSTUB_ESP_TIMER"]
     raise SystemExit(f"unknown library {lib}")
+
+
+REGISTER_DEF = re.compile(r"Register_(\w+?)(?:_INT8|_INT16|_FLOAT32)?\(\)\s*\{")
+
+
+def only_kernels_for(files: list[Path], ops: set[str]) -> list[Path]:
+    """Keep the kernel files that define a Register_<OP>() of one of ``ops`` (and their
+    ``*_common`` siblings) and every kernel helper that defines no registration; other files
+    unchanged. Unused kernels are never referenced by a MicroMutableOpResolver that does
+    not add them, so a build for a set of models links without them."""
+    keep: list[Path] = []
+    defined = {f: set(REGISTER_DEF.findall(f.read_text(errors="replace"))) for f in files
+               if "kernels" in f.parts}
+    wanted_stems = {f.stem for f, regs in defined.items() if regs & ops}
+    for f in files:
+        regs = defined.get(f)
+        if regs is None or not regs or regs & ops or \
+                f.stem.removesuffix("_common") in wanted_stems:
+            keep.append(f)
+    return keep
 
 
 def main() -> int:
@@ -125,8 +149,12 @@ def main() -> int:
     ap.add_argument("--esp-nn", type=Path, help="espressif/esp-nn (for esp-tflite-micro)")
     ap.add_argument("--target", choices=sorted(TARGETS), default="host")
     ap.add_argument("-j", type=int, default=2)
+    ap.add_argument("--ops", help="comma-separated builtin ops: build only their kernels "
+                                  "(faster; the library then serves only models of those ops)")
     args = ap.parse_args()
     root, files, defines, incs, stub_defines = sources(args.lib, args.src.resolve())
+    if args.ops:
+        files = only_kernels_for(files, set(args.ops.split(",")))
     cc, cxx, opt = TARGETS[args.target]
     c_files = [(f, f.relative_to(root).as_posix()) for f in files]
     if args.lib == "esp-tflite-micro":
@@ -153,13 +181,15 @@ def main() -> int:
     make = out / f"Makefile.{args.target}"
     make.write_text(f"all: {lib}\n{lib}: {' '.join(map(str, objs))}\n\trm -f $@; ar rcs $@ $^\n"
                     + "".join(rules))
+    lib.unlink(missing_ok=True)  # re-archived from the current file list every time
     proc = subprocess.run(["make", "-s", "-k", "-f", str(make), f"-j{args.j}"], check=False)
     if proc.returncode:
         return proc.returncode
     (out / "build.json").write_text(json.dumps({
         "library": args.lib, "source": str(args.src.resolve()),
         "compile_flags": [*defines, *[f"-isystem{d}" for d in incs]],
-        "files": len(objs)}, indent=2) + "\n")
+        "files": len(objs), "ops": args.ops.split(",") if args.ops else "all"},
+        indent=2) + "\n")
     if args.lib == "chirale":  # the layout TINYGEN_CHIRALE_DIR has always had
         for name, target in (("lib", args.src.resolve()), ("libchirale_tflm_host.a", lib)):
             link = out / name

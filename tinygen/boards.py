@@ -35,7 +35,7 @@ _NESTED: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "platformio": {"platform": (str, True), "board": (str, True), "framework": (str, False),
                    "env": (str, True), "build_flags": (list, True), "options": (dict, True)},
     "tflm": {"library": (str, False), "include": (str, False), "ops_table": (str, True),
-             "initialize_target": (bool, False)},
+             "initialize_target": (bool, False), "libraries": (list, False)},
     "upload": {"protocol": (str, True), "use_1200bps_touch": (bool, True),
                "port_hint": (str, False), "auto_reset": (str, False)},
 }

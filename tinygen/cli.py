@@ -281,6 +281,20 @@ TFLM_DIR_OPTION = click.option(
          "libtensorflow-microlite.a (docs/qemu-m4.md).")
 
 
+TFLM_LIBRARY_KEY = "tinygen.tflm_library"
+
+
+def _keep_tflm_library(ctx: click.Context, _param: Any, value: str | None) -> None:
+    ctx.meta[TFLM_LIBRARY_KEY] = value  # checked against the board's candidates in _render
+
+
+TFLM_LIBRARY_OPTION = click.option(
+    "--tflm-library", metavar="NAME", expose_value=False, callback=_keep_tflm_library,
+    help="TFLM library to build with instead of the one chosen for the model (the first of "
+         "the board's candidates whose outputs were measured identical to the TFLM Python "
+         "interpreter for the model's ops; `tinygen boards --json` lists them).")
+
+
 INPUT_OPTION = click.option(
     "--input", "input_mode", type=click.Choice(["auto", "serial", "sensor"]), default="auto",
     show_default=True,
@@ -308,6 +322,12 @@ def _with_engine(board: Any, engine: str | None, sensor: str | None = None) -> A
 
 
 def _no_arena_for_project(arena_bytes: int | None, project: Path) -> None:
+    if click.get_current_context().meta.get(TFLM_LIBRARY_KEY):
+        from .errors import InputFileError
+
+        raise InputFileError(f"--tflm-library applies when rendering a model; {project} is "
+                             "rendered", hint="render it again with --tflm-library, or pass "
+                             "the model")
     if arena_bytes is not None:
         from .errors import InputFileError
 
@@ -347,6 +367,12 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     from .render import default_out_dir, render_project
     from .tflm_tree import with_tflm_tree
 
+    library = click.get_current_context().meta.get(TFLM_LIBRARY_KEY)
+    if library:  # a bad name fails before the model is converted
+        from .model.tflm_library import OVERRIDE_KEY, check_override
+
+        check_override(board, library)
+        board = dataclasses.replace(board, tflm={**board.tflm, OVERRIDE_KEY: library})
     # engine tflm on a board without a TFLM library (qemu-m4): the local tree, checked first
     board = with_tflm_tree(board, click.get_current_context().meta.get(TFLM_DIR_KEY))
     out_dir = out or default_out_dir(board, model)
@@ -377,6 +403,7 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
               help="Project folder. Default: firmware_out/<board>-<model>/")
 @ENGINE_OPTION
 @TFLM_DIR_OPTION
+@TFLM_LIBRARY_OPTION
 @ARENA_OPTION
 @listen_options
 @click.option("-v", "--verbose", is_flag=True,
@@ -452,6 +479,7 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
 @SENSOR_OPTION
 @ENGINE_OPTION
 @TFLM_DIR_OPTION
+@TFLM_LIBRARY_OPTION
 @ARENA_OPTION
 @listen_options
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output as it builds.")
@@ -524,6 +552,7 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
 @INPUT_OPTION
 @SENSOR_OPTION
 @ENGINE_OPTION
+@TFLM_LIBRARY_OPTION
 @ARENA_OPTION
 @listen_options
 @click.option("-v", "--verbose", is_flag=True, help="Show PlatformIO's output.")

@@ -567,6 +567,13 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
     if mode not in MODES:
         raise InputFileError(f"input mode '{mode}' is not available yet",
                              hint=f"modes: {', '.join(MODES)}")
+    library_choice = None
+    if board.engine == "tflm":  # the board's TFLM library for this model (measured numerics)
+        from .model.tflite_file import parse_tflite
+        from .model.tflm_library import choose, model_features, with_library
+
+        library_choice = choose(board, model_features(parse_tflite(spec.data)))
+        board = with_library(board, library_choice)
     ops = resolver_ops(spec, board) if board.engine == "tflm" else []
     sensor = sensor_plan(spec, board) if mode == "sensor" else None
     aot = None
@@ -620,6 +627,7 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "engine": board.engine,
         "template": board.template,
         "tflm_library": board.tflm.get("library"),
+        **({"tflm_library_choice": library_choice} if library_choice else {}),
         "tflm_tree": board.tflm.get("tree") if board.engine == "tflm" else None,
         "mode": mode,
         "sensor": ({k: sensor.get(k) for k in SENSOR_MANIFEST_KEYS} if sensor else None),
@@ -638,7 +646,9 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "sample_rate_hz": spec.sample_rate_hz,
         "ops": ops,
         "warnings": [f"{o['name']} on {board.tflm.get('library')}: {o['warning']}"
-                     for o in ops if "warning" in o],
+                     for o in ops if "warning" in o]
+        + ([library_choice["warning"]] if library_choice and "warning" in library_choice
+           else []),
         "arena": arena,
         **({"aot": aot.manifest()} if aot is not None else {}),
         "fit": fit,

@@ -8,6 +8,10 @@
 #include "tensorflow/lite/micro/micro_time.h"
 #include "tensorflow/lite/micro/system_setup.h"
 
+#ifdef STUB_ESP_TIMER  // esp-tflite-micro's ESP-NN kernels: tests/cpp/esp_stub/esp_timer.h
+extern "C" int64_t esp_timer_get_time(void) { return 0; }
+#endif
+
 #ifdef STUB_DEBUGLOG_STR  // Chirale's TFLM (Jan 2023): DebugLog(const char*)
 extern "C" void DebugLog(const char* s) { fputs(s, stderr); }
 #endif
