@@ -188,3 +188,16 @@ def test_camera_model_on_a_board_without_camera(camera_model: Path, tmp_path: Pa
     proc = run_tinygen("render", "--board", "nano33ble", "--input", "sensor", str(camera_model),
                        "--out", str(tmp_path / "p"))
     assert_user_error(proc, "nano33ble has no camera sensor", "imu (LSM9DS1)")
+
+
+def test_board_aliases_are_the_profiles_they_name() -> None:
+    """`--board nano33ble_sense` (the product name the keyword issue uses) is the Rev1
+    profile; an unknown name lists the aliases too."""
+    from tinygen.boards import ALIASES, board_names, load_board
+    from tinygen.errors import BoardError
+
+    for alias, profile in ALIASES.items():
+        assert profile in board_names() and load_board(alias).name == profile
+    with pytest.raises(BoardError) as err:
+        load_board("nano33")
+    assert "nano33ble_sense = nano33ble" in (err.value.hint or "")

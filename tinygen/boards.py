@@ -197,10 +197,18 @@ def board_names() -> list[str]:
     return sorted(_profile_files())
 
 
+# Names users type for a board a profile serves (the Arduino product names); --board takes
+# them and the profile's own name is what manifests, hellos and folders carry.
+ALIASES = {"nano33ble_sense": "nano33ble", "nano33ble_sense_rev1": "nano33ble",
+           "nano33blesense": "nano33ble", "esp32-cam": "esp32cam", "esp32_cam": "esp32cam"}
+
+
 def load_board(name: str) -> Board:
     files = _profile_files()
+    name = ALIASES.get(name, name) if name not in files else name
     if name not in files:
-        raise BoardError(f"unknown board '{name}'", hint=f"boards: {', '.join(sorted(files))}")
+        raise BoardError(f"unknown board '{name}'", hint=f"boards: {', '.join(sorted(files))} "
+                         f"(also: {', '.join(f'{a} = {b}' for a, b in sorted(ALIASES.items()))})")
     path = files[name]
     where = str(path) if isinstance(path, Path) else f"boards/{name}.json"
     try:
