@@ -117,8 +117,9 @@ def choose(board: Any, op_names: Iterable[str]) -> dict[str, Any] | None:
         pick = next(r for r in results if r["name"] == override)
         reason = f"--tflm-library {override}"
     else:
-        pick = next((r for r in results if r["exact"]), None)
-        if pick is not None:
+        exact: dict[str, Any] | None = next((r for r in results if r["exact"]), None)
+        if exact is not None:
+            pick = exact
             skipped = [r["name"] for r in results[:results.index(pick)]]
             reason = (f"first of {', '.join(names)} whose outputs were identical to the "
                       f"TFLM Python interpreter for every op of the model")
