@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,8 +166,13 @@ def main() -> int:
         c_files += [(nn / "src" / f, "esp_nn/" + f) for f in ESP_NN_SOURCES]
     out = args.out.resolve()
     objdir = out / ("obj" if args.target == "host" else f"obj-{args.target}")
-    objdir.mkdir(parents=True, exist_ok=True)
     inc_flags = [f"-I{d}" for d in incs]
+    stamp = objdir / "flags.txt"  # make does not track flags: other flags, other objects
+    flag_text = " ".join([*cc, *cxx, *opt, *defines, *stub_defines, *inc_flags]) + "\n"
+    if stamp.is_file() and stamp.read_text() != flag_text:
+        shutil.rmtree(objdir)
+    objdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(flag_text)
     rules, objs = [], []
     for path, rel in [*c_files, (STUBS, "zz_stubs.cpp")]:
         obj = objdir / (rel.replace("/", "_") + ".o")
