@@ -177,8 +177,7 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
         )
     int8 = table.get("int8", {})
     return [{**by_name[n], "method": table["builtin"].get(n) or table["custom"][n],
-             "registration": int8.get(n) if by_name[n]["int8"] else None,
-             **({"warning": table["divergent"][n]} if n in table.get("divergent", {}) else {})}
+             "registration": int8.get(n) if by_name[n]["int8"] else None}
             for n in sorted(by_name)]
 
 
@@ -645,10 +644,9 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         "input_kind": spec.input_kind,
         "sample_rate_hz": spec.sample_rate_hz,
         "ops": ops,
-        "warnings": [f"{o['name']} on {board.tflm.get('library')}: {o['warning']}"
-                     for o in ops if "warning" in o]
-        + ([library_choice["warning"]] if library_choice and "warning" in library_choice
-           else []),
+        # numerics: the library choice says when no candidate is exact for this model
+        "warnings": [library_choice["warning"]] if library_choice and "warning" in library_choice
+        else [],
         "arena": arena,
         **({"aot": aot.manifest()} if aot is not None else {}),
         "fit": fit,
