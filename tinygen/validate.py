@@ -227,7 +227,7 @@ def format_report(r: dict[str, Any]) -> str:
               f"{d['board']}{engine}: {r['n']} samples from {r['data']}")]
     t = r
     skipped = r["vs_tflite"].get("skipped")
-    lite = r["vs_tflite"] if not skipped else {
+    lite: dict[str, Any] = r["vs_tflite"] if not skipped else {
         "top1_agreement": None, "identical": "-", "max_abs_error_lsb": "-",
         "mean_abs_error_lsb": None, "rmse": None, "l2_relative_error": None, "cosine": None}
     rows = [
