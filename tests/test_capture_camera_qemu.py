@@ -38,15 +38,6 @@ def pio_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"PLATFORMIO_CORE_DIR": str(tmp_path_factory.mktemp("pio-core"))}
 
 
-def run_no_terminal(*args: str, env: dict[str, str], timeout: float = 180
-                    ) -> subprocess.CompletedProcess[str]:
-    """run_tinygen with stdin from /dev/null: push to record waits for Enter when stdin is
-    a terminal, and a child of pytest started from one inherits it."""
-    return subprocess.run([sys.executable, "-m", "tinygen.cli", *args],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=timeout,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env))
-
-
 def _shots(root: Path) -> dict[str, Path]:
     """Real photographs, 4 per label: TFLM's person / no-person test images, matplotlib's
     sample photographs, and their mirror images."""
@@ -72,7 +63,7 @@ def _shots(root: Path) -> dict[str, Path]:
 
 def _capture(label: str, shots: Path, out: Path, project: Path, env: dict[str, str],
              *flags: str) -> dict:
-    proc = run_no_terminal("capture", "--board", "qemu-m4", "--camera", "rgb", *flags,
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--camera", "rgb", *flags,
                            "--label", label, "--count", "4", "--sensor-data", str(shots),
                            "--out", str(out), "--project", str(project), "--json", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,11 +9,9 @@ digits with pauses."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -121,15 +119,6 @@ def test_sound_trigger_settings_refused() -> None:
     assert_user_error(proc, "one way to start clips")
 
 
-def run_no_terminal(*args: str, env: dict[str, str], timeout: float = 180
-                    ) -> subprocess.CompletedProcess[str]:
-    """run_tinygen with stdin from /dev/null: push to record waits for Enter when stdin is
-    a terminal, and a child of pytest started from one inherits it."""
-    return subprocess.run([sys.executable, "-m", "tinygen.cli", *args],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=timeout,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env))
-
-
 def _wav(path: Path, samples: np.ndarray) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -140,7 +129,7 @@ def _wav(path: Path, samples: np.ndarray) -> Path:
 
 
 def _capture(tmp: Path, stream: Path, count: int, *flags: str) -> tuple[dict, str]:
-    proc = run_no_terminal("capture", "--board", "qemu-m4", "--audio", "--rate", "8000",
+    proc = run_tinygen("capture", "--board", "qemu-m4", "--audio", "--rate", "8000",
                            *flags, "--label", "digit", "--count", str(count), "--sensor-data",
                            str(stream), "--out", str(tmp / "clips"), "--project",
                            str(tmp / "fw"), "--json",
