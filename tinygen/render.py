@@ -219,11 +219,9 @@ def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],
     allowance (render passes the per-op figure of tinygen.model.analyze.tflm_flash).
     linker_key: where an earlier `tinygen build` of the same code stored the linker's figure
     (tinygen.linker_flash); when there is one it replaces runtime + framework."""
-    from .linker_flash import lookup
-
     engine, model_flash, runtime = engine_flash or (
         "TFLM runtime", len(spec.data), TFLM_RUNTIME_FLASH_ALLOWANCE)
-    linked = lookup(linker_key) if linker_key else None
+    linked = linker_flash.lookup(linker_key) if linker_key else None
     if linked:
         flash_need = model_flash + int(linked["runtime_bytes"])
         what = (f"model {model_flash:,} B + {engine} and framework {linked['runtime_bytes']:,} B "
