@@ -112,7 +112,11 @@ def test_rendered_project_matches_the_model(name: str, board: str, tmp_path: Pat
     # the resolver registers exactly the model's ops, sorted, N = their count
     ops_cc = (out / "src" / "tinygen_ops.cc").read_text()
     ops_h = (out / "src" / "tinygen_ops.h").read_text()
-    table = ops_table("chirale-2.0.0")["builtin"]
+    from tinygen.model.tflm_library import libraries
+
+    lib = libraries()[m["tflm_library_choice"]["name"]]  # the exact one for the model
+    assert m["tflm_library_choice"]["exact"]
+    table = ops_table(lib["ops_table"])["builtin"]
     expected = [table[n] for n in parsed.op_names()]
     registered = [ln.split("resolver.")[1].split("(")[0] for ln in ops_cc.splitlines()
                   if "resolver.Add" in ln]
@@ -136,7 +140,7 @@ def test_rendered_project_matches_the_model(name: str, board: str, tmp_path: Pat
     heap = "1" if board.startswith("esp32") else "0"
     assert f"#define TINYGEN_ARENA_IN_HEAP {heap}\n" in cfg
     ini = (out / "platformio.ini").read_text()
-    assert "Chirale_TensorFLowLite@2.0.0" in ini and f"board = {board}" in ini
+    assert lib["lib_deps"] in ini and f"board = {board}" in ini
 
 
 def test_rerender_rewrites_nothing(tmp_path: Path) -> None:
@@ -224,7 +228,8 @@ def test_model_too_big_names_the_numbers(big_model: Path, tmp_path: Path) -> Non
 
 
 def test_op_missing_from_the_board_library_is_named(tmp_path: Path) -> None:
-    """BATCH_MATMUL: upstream TFLM has it, Chirale_TensorFlowLite 2.0.0 does not."""
+    """BATCH_MATMUL: upstream TFLM and tflm_esp32 have it, Chirale_TensorFlowLite 2.0.0 does
+    not."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -234,9 +239,16 @@ def test_op_missing_from_the_board_library_is_named(tmp_path: Path) -> None:
     m.save(tmp_path / "bmm.keras")
     np.savez(tmp_path / "bmm.calib.npz", x=np.random.default_rng(0).random((16, 4, 8)))
     proc = run_tinygen("render", "--board", "nano33ble", str(tmp_path / "bmm.keras"),
-                       "--out", str(tmp_path / "p"))
+                       "--out", str(tmp_path / "p"), "--tflm-library", "chirale-2.0.0")
     assert_user_error(proc, "BATCH_MATMUL", "Chirale_TensorFLowLite@2.0.0")
     assert not (tmp_path / "p").exists()
+    # left to choose, render takes a candidate that has the op, and says it is not measured
+    proc = run_tinygen("render", "--board", "nano33ble", str(tmp_path / "bmm.keras"),
+                       "--out", str(tmp_path / "p"))
+    assert proc.returncode == 0, proc.stderr
+    assert "BATCH_MATMUL (not measured)" in proc.stderr and "--engine aot" in proc.stderr
+    m = json.loads((tmp_path / "p" / "tinygen.json").read_text())
+    assert m["tflm_library_choice"]["name"] == "tflm_esp32-2.0.0"
 
 
 def test_op_tflm_lacks_is_named(tmp_path: Path) -> None:

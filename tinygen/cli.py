@@ -67,12 +67,12 @@ def convert_options(f: Any) -> Any:
     def with_convert_opts(*args: Any, calib: str | None, eval_path: Path | None,
                           labels: str | None, input_kind: str | None,
                           sample_rate_hz: float | None, input_spec: Path | None,
-                          **kwargs: Any) -> Any:
+                          dense: str | None, **kwargs: Any) -> Any:
         from .model.convert import ConvertOptions
 
         opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
                               input_kind=input_kind, sample_rate_hz=sample_rate_hz,
-                              input_spec=input_spec)
+                              input_spec=input_spec, dense=dense)
         return f(*args, convert_opts=opts, **kwargs)
 
     options = [
@@ -93,6 +93,11 @@ def convert_options(f: Any) -> Any:
                      help="Sensor, rate, channels, units, window, stride and normalization "
                           "the model was trained with. Default: MODEL.input.json beside "
                           "the model."),
+        click.option("--dense-weights", "dense", type=click.Choice(["per-channel", "per-tensor"]),
+                     help="Weight scales of Dense (FULLY_CONNECTED) layers. Default: "
+                          "per-channel, except for a board whose TFLM libraries do not run "
+                          "per-channel FULLY_CONNECTED exactly (the Arduino boards): "
+                          "per-tensor."),
     ]
     wrapped: Any = with_convert_opts
     for option in reversed(options):
@@ -376,6 +381,12 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     # engine tflm on a board without a TFLM library (qemu-m4): the local tree, checked first
     board = with_tflm_tree(board, click.get_current_context().meta.get(TFLM_DIR_KEY))
     out_dir = out or default_out_dir(board, model)
+    if opts.dense is None:
+        from .model.tflm_library import per_tensor_dense_reason
+
+        reason = per_tensor_dense_reason(board)
+        if reason:
+            opts = dataclasses.replace(opts, dense="per-tensor", dense_reason=reason)
     spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine)
     if arena_bytes is not None:
         spec = dataclasses.replace(spec, arena_override=arena_bytes)

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from .model.convert import ConvertOptions, convert, default_out
+from .model.convert import ConvertOptions, check_tflite_options, convert, default_out
 from .model.load import identify
 from .render import ModelSpec, load_model_spec
 
@@ -22,6 +22,7 @@ def model_spec_for(model: Path, opts: ConvertOptions, progress: Callable[[str], 
     ``engine="aot"`` a .tflite is not probed for a TFLM arena (the plan is the arena)."""
     mf = identify(model)
     if mf.kind == "tflite":
+        check_tflite_options(dataclasses.replace(opts, calib=None))  # render: --calib ignored
         return load_model_spec(model, labels=opts.labels, measure_arena=engine != "aot")
     if opts.out is None and project_dir is not None:
         opts = dataclasses.replace(opts, out=project_dir.parent / default_out(model).name)

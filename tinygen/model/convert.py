@@ -40,6 +40,8 @@ class ConvertOptions:
     input_kind: str | None = None  # e.g. "imu", "audio"
     sample_rate_hz: float | None = None
     input_spec: Path | None = None  # default: MODEL.input.json beside the model
+    dense: str | None = None  # Dense weights: "per-channel" (default) or "per-tensor"
+    dense_reason: str | None = None  # why, when the board chose it (not --dense-weights)
 
 
 @dataclass
@@ -157,6 +159,16 @@ def check_int8_tflite(model: TfliteModel, name: str) -> None:
                                         hint="re-export it with full integer quantization")
 
 
+def check_tflite_options(opts: ConvertOptions) -> None:
+    """InputFileError for a quantization flag given with an int8 .tflite (used as it is)."""
+    for flag, given in (("--calib", opts.calib),
+                        ("--dense-weights", opts.dense and not opts.dense_reason)):
+        if given:
+            raise InputFileError(f"{flag} has no effect on a .tflite input",
+                                 hint="an int8 .tflite is used as it is; pass the Keras "
+                                      "model to quantize it again")
+
+
 def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> ConvertResult:
     warnings: list[str] = []
     mf = identify(model_path)
@@ -174,9 +186,7 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
     float_model = None
     calibration: dict[str, Any]
     if mf.kind == "tflite":
-        if opts.calib:
-            raise InputFileError("--calib has no effect on a .tflite input",
-                                 hint="an int8 .tflite is used as it is")
+        check_tflite_options(opts)
         data, tfl = read_tflite(mf.path)
         check_int8_tflite(tfl, mf.path.name)
         calibration = {"source": "already int8", "samples": None}
@@ -198,9 +208,12 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
             progress(msg)
         progress(f"quantizing to int8 with {len(samples.x)} calibration samples "
                  f"from {samples.source}")
+        if opts.dense == "per-tensor":
+            progress("Dense layers: one weight scale per layer (per-tensor)"
+                     + (f", because {opts.dense_reason}" if opts.dense_reason else ""))
         from .quantize import quantize_int8
 
-        data = quantize_int8(float_model, samples)
+        data = quantize_int8(float_model, samples, per_tensor_dense=opts.dense == "per-tensor")
         tfl = parse_tflite(data)
         calibration = {"source": samples.source, "samples": len(samples.x)}
     require_tflm_ops(tfl, mf.path.name,
@@ -248,6 +261,8 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "audio_frontend": audio.to_json() if audio else None,
         "input_spec": spec.to_json() if spec else None,
         "calibration": calibration,
+        "dense_weights": None if float_model is None else  # how Dense weights were quantized
+        {"scales": opts.dense or "per-channel", "reason": opts.dense_reason},
         "evaluation": evaluation,
     }
     meta_path = metadata_path_for(out)

@@ -2,6 +2,8 @@
 
 int8 input and output, int8 activations, per-channel int8 weights (the converter's default
 for convolutions and fully connected layers), calibrated on the user's real samples.
+``per_tensor_dense``: one weight scale per Dense (FULLY_CONNECTED) layer instead, for TFLM
+libraries that predate per-channel FULLY_CONNECTED (tinygen/model/tflm_library.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from .samples import Samples
 from .source import FloatModel, captured_output
 
 
-def quantize_int8(model: FloatModel, calibration: Samples) -> bytes:
+def quantize_int8(model: FloatModel, calibration: Samples,
+                  per_tensor_dense: bool = False) -> bytes:
     import tensorflow as tf
 
     def representative() -> Iterator[list[np.ndarray]]:
@@ -31,6 +34,9 @@ def quantize_int8(model: FloatModel, calibration: Samples) -> bytes:
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
                 converter.inference_input_type = tf.int8
                 converter.inference_output_type = tf.int8
+                if per_tensor_dense:  # the converter's switch for it is still "experimental"
+                    converter._experimental_disable_per_channel_quantization_for_dense_layers \
+                        = True
                 data = converter.convert()
             failure = None
         except TinygenError:

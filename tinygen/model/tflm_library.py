@@ -67,6 +67,22 @@ def candidates(board: Any) -> list[str]:
     return list(board.tflm.get("libraries") or [])
 
 
+def per_tensor_dense_reason(board: Any) -> str | None:
+    """Why Keras Dense layers should be quantized with one weight scale per layer for this
+    board (None: keep the converter's per-channel scales): its TFLM build is one of the
+    board's candidate libraries (or --tflm-library's) and none of them was measured exact on
+    per-channel FULLY_CONNECTED. With per-tensor Dense weights those libraries run the
+    model's FULLY_CONNECTED exactly (tflm_libs.json, the ``*_per_tensor`` models)."""
+    if board.engine != "tflm":
+        return None
+    names = [board.tflm[OVERRIDE_KEY]] if board.tflm.get(OVERRIDE_KEY) else candidates(board)
+    if not names or any(PER_CHANNEL_FC in libraries()[n].get("exact_ops", []) for n in names):
+        return None
+    return (f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} "
+            f"{'does' if len(names) == 1 else 'do'} not run per-channel FULLY_CONNECTED "
+            "exactly (docs/verify-tflm.md)")
+
+
 def check_override(board: Any, name: str) -> None:
     """BoardError unless NAME is one of the board's candidate libraries."""
     names = candidates(board)
