@@ -21,9 +21,9 @@ from tinygen.model.tflm_library import (
     PER_CHANNEL_FC,
     candidates,
     choose,
+    conversion_for,
     libraries,
     model_features,
-    per_tensor_dense_reason,
 )
 
 HELLO = REPO / "tests" / "data" / "tflm" / "hello_world_int8.tflite"
@@ -116,30 +116,38 @@ def test_unknown_library_and_boards_without_a_choice() -> None:
     assert choose(load_board("qemu-m4"), ["FULLY_CONNECTED"]) is None
 
 
-def test_boards_without_exact_per_channel_dense_get_per_tensor_dense() -> None:
-    """Every Arduino board's candidates predate per-channel FULLY_CONNECTED (measured), and
-    with per-tensor Dense weights tflm_esp32 and pio-tflite-lib were exact on every Keras
-    model measured: so those boards quantize Dense per-tensor; qemu-m4 (upstream TFLM) and
-    the AOT engine keep per-channel."""
+def test_arduino_boards_convert_for_what_their_libraries_run_exactly() -> None:
+    """Every Arduino board's candidates predate per-channel FULLY_CONNECTED, and Chirale's
+    MEAN differs (measured): those boards convert Dense per-tensor and global average
+    pooling as AVERAGE_POOL_2D, and with that recipe the measured Keras models ran exactly
+    (tflm_esp32, pio-tflite-lib: every model; Chirale: every _average_pool model).
+    qemu-m4 (upstream TFLM) and the AOT engine keep the converter's defaults."""
+    import dataclasses
+
     libs = libraries()
     for name in ARDUINO_BOARDS:
         board = load_board(name)
         assert not any(PER_CHANNEL_FC in libs[n]["exact_ops"] for n in candidates(board))
-        reason = per_tensor_dense_reason(board)
-        assert reason and "do not run per-channel FULLY_CONNECTED exactly" in reason, name
-        assert per_tensor_dense_reason(with_override(name, "tflm_esp32-2.0.0")) == (
-            "tflm_esp32-2.0.0 does not run per-channel FULLY_CONNECTED exactly "
-            "(docs/verify-tflm.md)")
-    import dataclasses
-
-    assert per_tensor_dense_reason(load_board("qemu-m4")) is None
-    assert per_tensor_dense_reason(dataclasses.replace(load_board("nano33ble"),
-                                                       engine="aot")) is None
-    for lib in ("tflm_esp32-2.0.0", "pio-tflite-lib-1.1.1"):
-        per_tensor = {m: r for m, r in libs[lib]["models"].items() if m.endswith("_per_tensor")}
-        assert len(per_tensor) >= 8, lib  # the examples and the zoo's Keras models
-        assert all(r["identical"] == r["inputs"] for r in per_tensor.values()), lib
-        assert all(PER_CHANNEL_FC not in r["ops"] for r in per_tensor.values())
+        recipe = conversion_for(board)
+        assert recipe is not None and recipe["dense"] == "per-tensor", name
+        assert recipe["global_average"] == "average-pool"
+        assert "do not run per-channel FULLY_CONNECTED exactly" in recipe["chosen_for"]
+        assert "chirale-2.0.0's MEAN differs" in recipe["chosen_for"]
+        forced = conversion_for(with_override(name, "tflm_esp32-2.0.0"))
+        assert forced == {"dense": "per-tensor", "chosen_for": "tflm_esp32-2.0.0 does not "
+                          "run per-channel FULLY_CONNECTED exactly (docs/verify-tflm.md)"}
+    assert conversion_for(load_board("qemu-m4")) is None
+    assert conversion_for(dataclasses.replace(load_board("nano33ble"), engine="aot")) is None
+    for lib, suffixes in (("tflm_esp32-2.0.0", ("_per_tensor", "_average_pool")),
+                          ("pio-tflite-lib-1.1.1", ("_per_tensor", "_average_pool")),
+                          ("chirale-2.0.0", ("_average_pool",))):
+        for suffix in suffixes:
+            measured = {m: r for m, r in libs[lib]["models"].items() if m.endswith(suffix)}
+            assert len(measured) >= 8, lib  # the examples and the zoo's Keras models
+            assert all(r["identical"] == r["inputs"] for r in measured.values()), (lib, suffix)
+            assert all(PER_CHANNEL_FC not in r["ops"] for r in measured.values())
+            if suffix == "_average_pool":
+                assert all("MEAN" not in r["ops"] for r in measured.values())
 
 
 def render(tmp: Path, board: str, model: Path, *extra: str) -> tuple[dict, Path]:
@@ -173,24 +181,33 @@ def test_render_records_the_library_and_the_project_uses_it(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_keras_model_on_the_nano_is_quantized_for_an_exact_library(tmp_path: Path) -> None:
-    """The BasicMotions Keras model (Dense layers, MEAN) rendered for the Nano: Dense weights
-    per-tensor (the sidecar says why), so a candidate library is exact for every op: no
-    warning. --dense-weights on an int8 .tflite is a one-line error."""
+    """The BasicMotions Keras model (Dense layers, global average pooling) rendered for the
+    Nano: Dense weights per-tensor, the pooling as AVERAGE_POOL_2D (the sidecar says why), so
+    the optimized library is exact for every op: Chirale, no warning. With
+    --tflm-library tflm_esp32-2.0.0 the MEAN stays. Either flag on an int8 .tflite is a
+    one-line error."""
     model = REPO / "examples" / "basicmotions" / "model.h5"
     m, _ = render(tmp_path, "nano33ble", model)
     side = json.loads((tmp_path / "model_int8.json").read_text())
-    assert side["dense_weights"]["scales"] == "per-tensor"
-    assert "per-channel FULLY_CONNECTED" in side["dense_weights"]["reason"]
+    assert side["recipe"]["dense_weights"] == "per-tensor"
+    assert side["recipe"]["global_average"] == "average-pool"
+    assert "per-channel FULLY_CONNECTED" in side["recipe"]["chosen_for"]
     from tinygen.model.tflite_file import read_tflite
 
     _, tfl = read_tflite(tmp_path / "model_int8.tflite")
-    assert PER_CHANNEL_FC not in model_features(tfl) and "MEAN" in model_features(tfl)
+    features = model_features(tfl)
+    assert PER_CHANNEL_FC not in features and "MEAN" not in features
+    assert "AVERAGE_POOL_2D" in features
     choice = m["tflm_library_choice"]
-    assert choice["exact"] and choice["name"] == "tflm_esp32-2.0.0", choice
+    assert choice["exact"] and choice["name"] == "chirale-2.0.0", choice
     assert not m["warnings"]
-    proc = run_tinygen("render", "--board", "nano33ble", str(HELLO), "--out",
-                       str(tmp_path / "h"), "--dense-weights", "per-tensor")
-    assert_user_error(proc, "--dense-weights has no effect on a .tflite input")
+    m, _ = render(tmp_path / "esp", "nano33ble", model, "--tflm-library", "tflm_esp32-2.0.0")
+    side = json.loads((tmp_path / "esp" / "model_int8.json").read_text())
+    assert side["recipe"]["global_average"] == "mean" and not m["warnings"]
+    for flag, value in (("--dense-weights", "per-tensor"), ("--global-average", "mean")):
+        proc = run_tinygen("render", "--board", "nano33ble", str(HELLO), "--out",
+                           str(tmp_path / "h"), flag, value)
+        assert_user_error(proc, f"{flag} has no effect on a .tflite input")
 
 
 def test_library_build_flags_reach_platformio_ini(tmp_path: Path) -> None:
@@ -227,9 +244,10 @@ def test_host_build_matches_the_recorded_numerics(library: str) -> None:
 
     engine_library(library)  # skips without the build
     entry = libraries()[LIBRARIES[library][0]]
-    names = ["hello_world", "keyword_scrambled", "mean_conv", "gesture", "gesture_per_tensor"]
+    names = ["hello_world", "keyword_scrambled", "mean_conv", "gesture", "gesture_per_tensor",
+             "gesture_average_pool"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (tflite, inputs) in models(Path(tmp), names=names, per_tensor=True).items():
+        for name, (tflite, inputs) in models(Path(tmp), names=names, variants=True).items():
             got = measure_one(library, name, tflite, inputs, Path(tmp))
             print(f"{library} {name}: {got['identical']}/{got['inputs']} identical, max "
                   f"{got['max_lsb']} LSB, top-1 equal {got['top1_equal']}")

@@ -10,9 +10,10 @@ difference in LSB, top-1 agreement.
     python3 tests/tflm_libs_measure.py [--zoo DIR] [--only LIB,...] [--write]
 
 --zoo DIR adds the model zoo's int8 models (DIR/<arch>_int8.tflite, made by tests/zoo.py);
---per-tensor adds each Keras model (the examples; the zoo's DIR/<arch>/<arch>.h5) converted
-with per-tensor Dense weights (`<name>_per_tensor`), what render makes for boards whose
-libraries do not run per-channel FULLY_CONNECTED exactly;
+--variants adds each Keras model (the examples; the zoo's DIR/<arch>/<arch>.h5) converted
+as render does for boards whose libraries are older (tinygen.model.tflm_library.
+conversion_for): with per-tensor Dense weights (`<name>_per_tensor`), and also with global
+average pooling as AVERAGE_POOL_2D (`<name>_average_pool`);
 --write stores the results in tinygen/data/tflm_libs.json (per library: models, exact_ops,
 inexact_ops), which `render` chooses the library from.
 """
@@ -63,12 +64,16 @@ def quantized(x: np.ndarray, tflite: Path) -> np.ndarray:
     return np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
 
 
-def convert(h5: Path, calib: Path, out: Path, dense: str | None = None) -> Path:
+VARIANTS = {"_per_tensor": {"dense": "per-tensor"},
+            "_average_pool": {"dense": "per-tensor", "global_average": "average-pool"}}
+
+
+def convert(h5: Path, calib: Path, out: Path, recipe: dict[str, str] | None = None) -> Path:
     from tinygen.model.convert import ConvertOptions
     from tinygen.model.convert import convert as run
 
     if not out.is_file():
-        run(h5, ConvertOptions(calib=str(calib), out=out, dense=dense),
+        run(h5, ConvertOptions(calib=str(calib), out=out, **(recipe or {})),
             progress=lambda _m: None)
     return out
 
@@ -85,27 +90,28 @@ def model_files(zoo: Path | None = None) -> dict[str, Path]:
     return files
 
 
-def zoo_per_tensor(work: Path, zoo: Path, names: list[str] | None) -> dict[str, Path]:
-    """The zoo's Keras models (DIR/<arch>/<arch>.h5) converted with per-tensor Dense weights."""
+def zoo_variants(work: Path, zoo: Path, names: list[str] | None) -> dict[str, Path]:
+    """The zoo's Keras models (DIR/<arch>/<arch>.h5) converted with each of VARIANTS."""
     out = {}
     for a in ZOO:
-        if names is None or f"{a}_per_tensor" in names:
-            out[f"{a}_per_tensor"] = convert(zoo / a / f"{a}.h5", zoo / a / f"{a}.calib.npz",
-                                             work / f"{a}_per_tensor_int8.tflite", "per-tensor")
+        for suffix, recipe in VARIANTS.items():
+            if names is None or f"{a}{suffix}" in names:
+                out[f"{a}{suffix}"] = convert(zoo / a / f"{a}.h5", zoo / a / f"{a}.calib.npz",
+                                              work / f"{a}{suffix}_int8.tflite", recipe)
     return out
 
 
 def models(work: Path, zoo: Path | None = None, names: list[str] | None = None,
-           per_tensor: bool = False) -> dict[str, tuple[Path, np.ndarray]]:
+           variants: bool = False) -> dict[str, tuple[Path, np.ndarray]]:
     """name -> (int8 .tflite, int8 inputs [n, *input shape]): the examples' test windows (+ 100
     random windows for gesture), every int8 value for hello_world, random inputs for the rest;
-    with ``per_tensor`` also the Keras models converted with per-tensor Dense weights."""
+    with ``variants`` also the Keras models converted with each of VARIANTS."""
     from tinygen.model.tflite_file import read_tflite
 
     out: dict[str, tuple[Path, np.ndarray]] = {}
     ex = REPO / "examples"
-    denses = [("", None), ("_per_tensor", "per-tensor")] if per_tensor else [("", None)]
-    for suffix, dense in denses:
+    recipes = {"": {}, **(VARIANTS if variants else {})}
+    for suffix, dense in recipes.items():
         if names is None or f"gesture{suffix}" in names:
             g = convert(ex / "basicmotions" / "model.h5",
                         ex / "basicmotions" / "model.calib.npz",
@@ -124,8 +130,8 @@ def models(work: Path, zoo: Path | None = None, names: list[str] | None = None,
             out[f"keyword{suffix}"] = (k, kx[:100] if kx.dtype == np.int8
                                        else quantized(kx[:100], k))
     files = model_files(zoo)
-    if per_tensor and zoo:
-        files.update(zoo_per_tensor(work, zoo, names))
+    if variants and zoo:
+        files.update(zoo_variants(work, zoo, names))
     for i, (name, path) in enumerate(files.items()):
         if names is not None and name not in names:
             continue
@@ -234,15 +240,15 @@ def main() -> int:
     ap.add_argument("--zoo", type=Path)
     ap.add_argument("--only", help="comma-separated host builds (default: all available)")
     ap.add_argument("--models", help="comma-separated model names (default: all)")
-    ap.add_argument("--per-tensor", action="store_true",
-                    help="also the Keras models with per-tensor Dense weights")
+    ap.add_argument("--variants", action="store_true",
+                    help="also the Keras models converted as for the older libraries")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     libs = args.only.split(",") if args.only else list(LIBRARIES)
     with tempfile.TemporaryDirectory(prefix="tflm-libs-") as tmp:
         work = Path(tmp)
         test_models = models(work, args.zoo, args.models.split(",") if args.models else None,
-                             args.per_tensor)
+                             args.variants)
         data = json.loads(LIBS_JSON.read_text())
         print("| library | model | inputs | identical | max LSB | top-1 equal |")
         print("|---|---|---|---|---|---|")

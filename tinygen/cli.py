@@ -67,12 +67,14 @@ def convert_options(f: Any) -> Any:
     def with_convert_opts(*args: Any, calib: str | None, eval_path: Path | None,
                           labels: str | None, input_kind: str | None,
                           sample_rate_hz: float | None, input_spec: Path | None,
-                          dense: str | None, **kwargs: Any) -> Any:
+                          dense: str | None, global_average: str | None,
+                          **kwargs: Any) -> Any:
         from .model.convert import ConvertOptions
 
         opts = ConvertOptions(calib=calib, eval_path=eval_path, labels=labels,
                               input_kind=input_kind, sample_rate_hz=sample_rate_hz,
-                              input_spec=input_spec, dense=dense)
+                              input_spec=input_spec, dense=dense,
+                              global_average=global_average)
         return f(*args, convert_opts=opts, **kwargs)
 
     options = [
@@ -98,6 +100,12 @@ def convert_options(f: Any) -> Any:
                           "per-channel, except for a board whose TFLM libraries do not run "
                           "per-channel FULLY_CONNECTED exactly (the Arduino boards): "
                           "per-tensor."),
+        click.option("--global-average", "global_average",
+                     type=click.Choice(["mean", "average-pool"]),
+                     help="Keras GlobalAveragePooling layers as a MEAN op, or as one "
+                          "AVERAGE_POOL_2D over the whole window (the same float outputs). "
+                          "Default: mean, except for a board whose optimized TFLM library's "
+                          "MEAN is not exact (Chirale_TensorFlowLite): average-pool."),
     ]
     wrapped: Any = with_convert_opts
     for option in reversed(options):
@@ -381,12 +389,12 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     # engine tflm on a board without a TFLM library (qemu-m4): the local tree, checked first
     board = with_tflm_tree(board, click.get_current_context().meta.get(TFLM_DIR_KEY))
     out_dir = out or default_out_dir(board, model)
-    if opts.dense is None:
-        from .model.tflm_library import per_tensor_dense_reason
+    if opts.dense is None and opts.global_average is None:
+        from .model.tflm_library import conversion_for
 
-        reason = per_tensor_dense_reason(board)
-        if reason:
-            opts = dataclasses.replace(opts, dense="per-tensor", dense_reason=reason)
+        recipe = conversion_for(board)  # what the board's TFLM libraries run exactly
+        if recipe:
+            opts = dataclasses.replace(opts, **recipe)
     spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine)
     if arena_bytes is not None:
         spec = dataclasses.replace(spec, arena_override=arena_bytes)
@@ -453,6 +461,11 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
                f"{len(result.unchanged)} unchanged")
     click.echo(f"  model {m['model_file']} {m['model_bytes']:,} B, ops: "
                f"{', '.join(o['name'] for o in m['ops']) or ', '.join(m['aot']['op_names'])}")
+    choice = m.get("tflm_library_choice")
+    if choice:
+        from .model.tflm_library import describe_choice
+
+        click.echo(f"  TFLM library {describe_choice(choice)}")
     how = (f"{m['arena']['margin_rule']}; {m['arena']['measured']:,} B measured"
            if m["arena"]["margin"] < 0 or "--arena" in m["arena"].get("margin_rule", "")
            else f"{m['arena']['measured']:,} B measured + {m['arena']['margin']:,} B margin")

@@ -41,7 +41,8 @@ class ConvertOptions:
     sample_rate_hz: float | None = None
     input_spec: Path | None = None  # default: MODEL.input.json beside the model
     dense: str | None = None  # Dense weights: "per-channel" (default) or "per-tensor"
-    dense_reason: str | None = None  # why, when the board chose it (not --dense-weights)
+    global_average: str | None = None  # "mean" (default) or "average-pool" (model.pooling)
+    chosen_for: str | None = None  # why, when the board chose dense/global_average (not flags)
 
 
 @dataclass
@@ -161,8 +162,10 @@ def check_int8_tflite(model: TfliteModel, name: str) -> None:
 
 def check_tflite_options(opts: ConvertOptions) -> None:
     """InputFileError for a quantization flag given with an int8 .tflite (used as it is)."""
+    board_chose = opts.chosen_for is not None
     for flag, given in (("--calib", opts.calib),
-                        ("--dense-weights", opts.dense and not opts.dense_reason)):
+                        ("--dense-weights", opts.dense and not board_chose),
+                        ("--global-average", opts.global_average and not board_chose)):
         if given:
             raise InputFileError(f"{flag} has no effect on a .tflite input",
                                  hint="an int8 .tflite is used as it is; pass the Keras "
@@ -208,12 +211,17 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
             progress(msg)
         progress(f"quantizing to int8 with {len(samples.x)} calibration samples "
                  f"from {samples.source}")
-        if opts.dense == "per-tensor":
-            progress("Dense layers: one weight scale per layer (per-tensor)"
-                     + (f", because {opts.dense_reason}" if opts.dense_reason else ""))
+        recipe = [what for what, on in (
+            ("Dense weights per-tensor", opts.dense == "per-tensor"),
+            ("global average pooling as AVERAGE_POOL_2D", opts.global_average == "average-pool"))
+            if on]
+        if recipe:
+            progress(f"{' and '.join(recipe)}"
+                     + (f", because {opts.chosen_for}" if opts.chosen_for else ""))
         from .quantize import quantize_int8
 
-        data = quantize_int8(float_model, samples, per_tensor_dense=opts.dense == "per-tensor")
+        data = quantize_int8(float_model, samples, per_tensor_dense=opts.dense == "per-tensor",
+                             average_pool=opts.global_average == "average-pool")
         tfl = parse_tflite(data)
         calibration = {"source": samples.source, "samples": len(samples.x)}
     require_tflm_ops(tfl, mf.path.name,
@@ -261,8 +269,9 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "audio_frontend": audio.to_json() if audio else None,
         "input_spec": spec.to_json() if spec else None,
         "calibration": calibration,
-        "dense_weights": None if float_model is None else  # how Dense weights were quantized
-        {"scales": opts.dense or "per-channel", "reason": opts.dense_reason},
+        "recipe": None if float_model is None else  # how the float model was converted
+        {"dense_weights": opts.dense or "per-channel",
+         "global_average": opts.global_average or "mean", "chosen_for": opts.chosen_for},
         "evaluation": evaluation,
     }
     meta_path = metadata_path_for(out)

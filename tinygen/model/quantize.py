@@ -3,7 +3,8 @@
 int8 input and output, int8 activations, per-channel int8 weights (the converter's default
 for convolutions and fully connected layers), calibrated on the user's real samples.
 ``per_tensor_dense``: one weight scale per Dense (FULLY_CONNECTED) layer instead, for TFLM
-libraries that predate per-channel FULLY_CONNECTED (tinygen/model/tflm_library.py).
+libraries that predate per-channel FULLY_CONNECTED (tinygen/model/tflm_library.py);
+``average_pool``: global average pooling as AVERAGE_POOL_2D, not MEAN (tinygen.model.pooling).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from .samples import Samples
 from .source import FloatModel, captured_output
 
 
-def quantize_int8(model: FloatModel, calibration: Samples,
-                  per_tensor_dense: bool = False) -> bytes:
+def quantize_int8(model: FloatModel, calibration: Samples, per_tensor_dense: bool = False,
+                  average_pool: bool = False) -> bytes:
     import tensorflow as tf
 
     def representative() -> Iterator[list[np.ndarray]]:
@@ -28,7 +29,7 @@ def quantize_int8(model: FloatModel, calibration: Samples,
 
     with captured_output() as log:
         try:
-            with model.converter() as converter:
+            with model.converter(average_pool=average_pool) as converter:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.representative_dataset = representative
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -57,7 +57,7 @@ def _fusable(node: dict[str, Any]) -> bool:
             and not cfg.get("return_state") and not cfg.get("stateful"))
 
 
-def _uses_masks(config: Any) -> bool:
+def uses_masks(config: Any) -> bool:
     text = json.dumps(config)
     return '"Masking"' in text or '"mask_zero": true' in text
 
@@ -148,7 +148,7 @@ def tflite_ready(model: Any, input_shape: tuple[int, ...], name: str) -> Any:
     Float outputs are unchanged."""
     import keras
 
-    fuse = not _uses_masks(model.get_config())
+    fuse = not uses_masks(model.get_config())
     fused = _fusable_lstm_class()
     unrolled: list[tuple[Any, Any]] = []
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputFileError, UnsupportedModelError
 from .load import ModelFile, load_keras_model, load_savedmodel
+from .pooling import as_average_pool
 from .recurrent import fixed_batch_savedmodel, recurrent_layer_names, tflite_ready
 
 
@@ -86,14 +87,15 @@ class FloatModel:
         return names
 
     @contextlib.contextmanager
-    def converter(self) -> Iterator[Any]:
+    def converter(self, average_pool: bool = False) -> Iterator[Any]:
         """A TFLiteConverter for this model (valid inside the ``with``).
 
         A Keras model is converted from a SavedModel with a fixed batch-1 signature: the
         graph then has no batch-size arithmetic (SHAPE, STRIDED_SLICE, PACK, FILL) nor
         EXPAND_DIMS around Conv1D - measured on the gesture example: 7,264 -> 5,872 B, the
         same int8 outputs - and LSTM/GRU/SimpleRNN layers go through
-        tinygen.model.recurrent's recipe first.
+        tinygen.model.recurrent's recipe first. ``average_pool``: global average pooling
+        layers become one AVERAGE_POOL_2D each instead of MEAN (tinygen.model.pooling).
         """
         import tensorflow as tf
 
@@ -103,6 +105,8 @@ class FloatModel:
         model = self._keras
         if recurrent_layer_names(model):
             model = tflite_ready(model, self.input_shape, self.file.path.name)
+        if average_pool:  # global average pooling as AVERAGE_POOL_2D (tinygen.model.pooling)
+            model = as_average_pool(model)
         with fixed_batch_savedmodel(model, self.input_shape) as folder:
             yield tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
 

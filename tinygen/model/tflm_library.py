@@ -67,20 +67,37 @@ def candidates(board: Any) -> list[str]:
     return list(board.tflm.get("libraries") or [])
 
 
-def per_tensor_dense_reason(board: Any) -> str | None:
-    """Why Keras Dense layers should be quantized with one weight scale per layer for this
-    board (None: keep the converter's per-channel scales): its TFLM build is one of the
-    board's candidate libraries (or --tflm-library's) and none of them was measured exact on
-    per-channel FULLY_CONNECTED. With per-tensor Dense weights those libraries run the
-    model's FULLY_CONNECTED exactly (tflm_libs.json, the ``*_per_tensor`` models)."""
+def conversion_for(board: Any) -> dict[str, str] | None:
+    """How to convert a Keras model for this board's TFLM library, or None (as the converter
+    does by default). Its TFLM build is one of the board's candidate libraries (or
+    --tflm-library's):
+
+    - ``dense="per-tensor"`` when none of them was measured exact on per-channel
+      FULLY_CONNECTED (one weight scale per Dense layer: they run it exactly);
+    - ``global_average="average-pool"`` when the first (the optimized one) was not measured
+      exact on MEAN but was on AVERAGE_POOL_2D (tinygen.model.pooling).
+
+    ``chosen_for`` says why (tflm_libs.json: the ``*_per_tensor`` and ``*_average_pool``
+    models)."""
     if board.engine != "tflm":
         return None
     names = [board.tflm[OVERRIDE_KEY]] if board.tflm.get(OVERRIDE_KEY) else candidates(board)
-    if not names or any(PER_CHANNEL_FC in libraries()[n].get("exact_ops", []) for n in names):
+    if not names:
         return None
-    return (f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} "
-            f"{'does' if len(names) == 1 else 'do'} not run per-channel FULLY_CONNECTED "
-            "exactly (docs/verify-tflm.md)")
+    recipe: dict[str, str] = {}
+    why = []
+    if not any(PER_CHANNEL_FC in libraries()[n].get("exact_ops", []) for n in names):
+        recipe["dense"] = "per-tensor"
+        why.append(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not run "
+                   "per-channel FULLY_CONNECTED exactly")
+    first = libraries()[names[0]].get("exact_ops", [])
+    if "MEAN" not in first and "AVERAGE_POOL_2D" in first:
+        recipe["global_average"] = "average-pool"
+        why.append(f"{names[0]}'s MEAN differs and its AVERAGE_POOL_2D does not")
+    if not recipe:
+        return None
+    recipe["chosen_for"] = " and ".join(why) + " (docs/verify-tflm.md)"
+    return recipe
 
 
 def check_override(board: Any, name: str) -> None:
@@ -159,6 +176,21 @@ def choose(board: Any, op_names: Iterable[str]) -> dict[str, Any] | None:
                else "")
             + "--engine aot (tinygen's generated C) matches the model")
     return choice
+
+
+def describe_choice(choice: dict[str, Any]) -> str:
+    """One line for render's output: the library, its kernels, why it was chosen."""
+    kernels = libraries()[choice["name"]].get("kernels", "").split(" (")[0]
+    if choice["reason"].startswith("--tflm-library"):
+        why = "as asked"
+    elif choice["exact"]:
+        why = "measured exact for every op of the model"
+        skipped = choice["reason"].split("; not ", 1)
+        if len(skipped) == 2:
+            why += "; not " + skipped[1]
+    else:
+        why = "NOT verified exact for this model (see the warning)"
+    return f"{choice['name']} ({kernels} kernels; {why})"
 
 
 def with_library(board: Any, choice: dict[str, Any] | None) -> Any:
