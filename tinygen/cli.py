@@ -389,13 +389,8 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     # engine tflm on a board without a TFLM library (qemu-m4): the local tree, checked first
     board = with_tflm_tree(board, click.get_current_context().meta.get(TFLM_DIR_KEY))
     out_dir = out or default_out_dir(board, model)
-    if opts.dense is None and opts.global_average is None:
-        from .model.tflm_library import conversion_for
-
-        recipe = conversion_for(board)  # what the board's TFLM libraries run exactly
-        if recipe:
-            opts = dataclasses.replace(opts, **recipe)
-    spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine)
+    spec = model_spec_for(model, opts, progress, project_dir=out_dir, engine=board.engine,
+                          board=board)
     if arena_bytes is not None:
         spec = dataclasses.replace(spec, arena_override=arena_bytes)
         if arena_bytes < spec.arena_measured:

@@ -347,7 +347,7 @@ def prepare_firmware(board: Board, target: Path, convert_opts: Any, out: Path | 
         board = with_tflm_tree(board, tflm_dir)  # before converting: say at once what is missing
         project = out or default_out_dir(board, target)
         spec = model_spec_for(target, convert_opts, progress, project_dir=project,
-                              engine=board.engine)
+                              engine=board.engine, board=board)
         result = render_project(spec, board, project, mode=mode)
         for warning in result.manifest["warnings"]:
             progress(f"WARNING: {warning}")

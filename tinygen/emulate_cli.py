@@ -110,7 +110,7 @@ def _render_listening(board: Any, model: Path, convert_opts: Any, out: Path | No
     board = with_tflm_tree(board, tflm_dir)
     project = out or default_out_dir(board, model)
     spec = model_spec_for(model, convert_opts, _progress, project_dir=project,
-                          engine=board.engine)
+                          engine=board.engine, board=board)
     result = render_project(apply_to(spec, mode, listen_opts), board, project, mode=mode)
     for warning in result.manifest["warnings"]:
         _progress(f"WARNING: {warning}")
@@ -357,7 +357,7 @@ def add_commands(group: click.Group, convert_options: Callable[[Any], Any]) -> N
         else:
             from .pipeline import model_spec_for
 
-            info = model_info(model_spec_for(target, convert_opts, _progress))
+            info = model_info(model_spec_for(target, convert_opts, _progress, board=board))
         test = load_test_data(data, info.input_shape, info.n_classes, info.input_scale,
                               info.input_zero_point, limit)
         kwargs: dict[str, Any] = {"min_agreement": min_agreement, "timeout": timeout,
