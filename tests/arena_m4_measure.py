@@ -51,6 +51,7 @@ BOOT_WITH_SIZE = """  size_t limit = 0;  // measuring copy: the arena size comes
   if (limit == 0 || limit > sizeof(g_arena)) limit = sizeof(g_arena);
   tinygen::app_begin(io, g_arena, limit);"""
 TRIAL_TIMEOUT_S = 20.0
+CHIRALE_CPU = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
 
 
 def gesture_model(work: Path) -> Path:
@@ -81,11 +82,12 @@ def host_measure(tflite: Path) -> dict[str, Any]:
 class M4:
     """The qemu-m4 TFLM firmware of one model, booted once per arena size tried."""
 
-    def __init__(self, tree: str, work: Path, env: dict[str, str]) -> None:
+    def __init__(self, tree: str, work: Path, env: dict[str, str],
+                 chirale: Path | None = None) -> None:
         from tinygen.boards import load_board
         from tinygen.tflm_tree import with_tflm_tree
 
-        self.tree, self.work, self.env = tree, work, env
+        self.tree, self.work, self.env, self.chirale = tree, work, env, chirale
         self.board = with_tflm_tree(dataclasses.replace(load_board("qemu-m4"), engine="tflm"),
                                     Path(tree))
 
@@ -103,11 +105,48 @@ class M4:
         if text.count(BOOT) != 1:
             raise RuntimeError("the qemu-m4 glue changed: update BOOT in this script")
         main.write_text(text.replace(BOOT, BOOT_WITH_SIZE))
+        if self.chirale:
+            return self.link_chirale(name, tflite, out)
         build = subprocess.run([sys.executable, "-m", "tinygen.cli", "build", str(out)],
                                check=False, capture_output=True, text=True, env=self.env)
         if build.returncode:
             raise RuntimeError(build.stderr[-2000:])
         return out / ".pio" / "build" / "qemu-m4" / "firmware.elf"
+
+    def link_chirale(self, name: str, tflite: Path, out: Path) -> Path:
+        """The rendered qemu-m4 sources, with the op registrations a Chirale board renders
+        (nano33ble), compiled and linked by hand with Chirale's objects (CHIRALE/obj)."""
+        assert self.chirale is not None
+        board_out = self.work / f"{name}-nano33ble"
+        shutil.rmtree(board_out, ignore_errors=True)
+        run = subprocess.run([sys.executable, "-m", "tinygen.cli", "render", "--board",
+                              "nano33ble", str(tflite), "--out", str(board_out), "--arena",
+                              "1024"], check=False, capture_output=True, text=True, env=self.env)
+        if run.returncode:
+            raise RuntimeError(run.stderr)
+        src = out / "src"
+        for f in ("tinygen_ops.cc", "tinygen_ops.h"):
+            shutil.copy(board_out / "src" / f, src / f)
+        objs = self.work / f"{name}-obj"
+        objs.mkdir(exist_ok=True)
+        lib = self.chirale / "src"
+        flags = [*CHIRALE_CPU, "-Os", "-ffunction-sections", "-fdata-sections",
+                 "-DARDUINO=10607", f"-I{lib}", f"-I{lib}/third_party/flatbuffers/include",
+                 f"-I{lib}/third_party/gemmlowp", f"-I{lib}/third_party/ruy", f"-I{src}"]
+        for f in sorted(src.glob("*.c*")):
+            cxx = f.suffix != ".c"
+            cmd = (["arm-none-eabi-g++", *flags, "-std=gnu++17", "-fno-exceptions", "-fno-rtti",
+                    "-fno-threadsafe-statics"] if cxx else ["arm-none-eabi-gcc", *flags,
+                                                            "-std=gnu11"])
+            subprocess.run([*cmd, "-c", str(f), "-o", str(objs / f"{f.name}.o")], check=True)
+        elf = self.work / f"{name}.elf"
+        subprocess.run(["arm-none-eabi-g++", *CHIRALE_CPU, "-Os", "--specs=nano.specs",
+                        "--specs=nosys.specs", "-Wl,--gc-sections", "-T",
+                        str(out / "platform" / "ldscripts" / "mps2-an386.ld"),
+                        *map(str, sorted(objs.glob("*.o"))),
+                        *map(str, sorted((self.chirale / "obj").glob("*.o"))), "-lm", "-o",
+                        str(elf)], check=True)
+        return elf
 
     def trial(self, elf: Path, size: int) -> tuple[bool, int]:
         """(allocated, used) booting with ``size`` arena bytes."""
@@ -151,38 +190,96 @@ class M4:
         return {"m4_used": used, "m4_need": good}
 
 
+def cmsis_report(key: str, rows: list[dict[str, Any]], models: dict[str, Path],
+                 write: bool) -> None:
+    """The CMSIS-NN rule's table for library ``key`` (tinygen/data/arena_cmsis.json) and,
+    with ``write``, its measurements and calibrated constant stored there."""
+    from tinygen.model import arena_cmsis as ac
+    from tinygen.model.arena32 import arena32
+    from tinygen.model.tflite_file import parse_tflite
+
+    entries = []
+    for r in rows:
+        extra = ac.cmsis_extra(parse_tflite(models[r["model"]].read_bytes()), key,
+                               r["arena"]["breakdown"])
+        base = arena32(r["arena"])
+        assert base is not None
+        entries.append({"model": r["model"], "sha256": r["sha256"], "m4_used": r["m4_used"],
+                        "m4_need": r["m4_need"], "arena32": base,
+                        "persistent": extra["persistent"], "head": extra["head"]})
+    constant = ac.calibrate([(e["arena32"] + e["persistent"] + e["head"], e["m4_need"])
+                             for e in entries])
+    print(f"| model | M4 need ({key}) | rendered | / need | leave-one-out / need |")
+    print("|---|---|---|---|---|")
+    for e in entries:
+        fig = ac.align(e["arena32"] + e["persistent"] + e["head"] + constant)
+        others = ac.calibrate([(o["arena32"] + o["persistent"] + o["head"], o["m4_need"])
+                               for o in entries if o is not e])
+        loo = ac.align(e["arena32"] + e["persistent"] + e["head"] + others)
+        print(f"| {e['model']} | {e['m4_need']:,} | {fig:,} | {fig / e['m4_need']:.3f} | "
+              f"{loo / e['m4_need']:.3f} |")
+    print(json.dumps({"constant": constant}))
+    if write:
+        path = REPO / "tinygen" / ac.DATA
+        data = json.loads(path.read_text())
+        data["libraries"][key].update(constant=constant, models=entries)
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", type=Path, help="folder with the zoo's <arch>_int8.tflite")
-    parser.add_argument("--write", action="store_true", help="update tinygen/data/arena_m4.json")
+    parser.add_argument("--write", action="store_true",
+                        help="update tinygen/data/arena_m4.json (with --cmsis: arena_cmsis.json)")
     parser.add_argument("--only", nargs="*", help="model names")
+    parser.add_argument("--chirale", type=Path, metavar="DIR",
+                        help="measure Chirale_TensorFlowLite instead of the tree's TFLM: DIR/src "
+                             "= the library's src/, DIR/obj = its sources compiled for the M4 "
+                             "(docs/verify-tflm.md); the tree still renders the project")
+    parser.add_argument("--cmsis", metavar="KEY",
+                        help="the build is CMSIS-NN library KEY of tinygen/data/arena_cmsis.json: "
+                             "print (and --write) its rule's table and constant")
+    parser.add_argument("--rows", type=Path, help="also write the measured rows (JSON) here")
+    parser.add_argument("--load-rows", type=Path, help="use rows written by --rows, measure none")
     args = parser.parse_args()
     from tinygen.model.arena32 import DATA as DATA_FILE
     from tinygen.model.arena32 import arena32, calibrate
 
+    if args.write and args.chirale and not args.cmsis:
+        sys.exit("--write without --cmsis calibrates the reference-kernel rule: not with "
+                 "--chirale")
     tree = os.environ.get("TINYGEN_TFLM_M4_DIR")
     if not tree:
         sys.exit("set TINYGEN_TFLM_M4_DIR to a tflite-micro tree built for the Cortex-M4")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    rows = []
+    rows = json.loads(args.load_rows.read_text()) if args.load_rows else []
     with tempfile.TemporaryDirectory(prefix="arena-m4-") as tmp:
         work = Path(tmp)
         env.setdefault("PLATFORMIO_CORE_DIR", str(work / "pio-core"))
-        m4 = M4(tree, work, env)
+        m4 = M4(tree, work, env, args.chirale)
         models = {"gesture": gesture_model(work), **REPO_MODELS}
         if args.zoo:
             models.update({a: args.zoo / f"{a}_int8.tflite" for a in ZOO})
         for name, tflite in models.items():
-            if args.only and name not in args.only:
+            if args.load_rows or (args.only and name not in args.only):
                 continue
             start = time.monotonic()
             host = host_measure(tflite)
+            try:
+                m4_row = m4.measure(name, tflite, big_arena(host["bytes"]))
+            except (RuntimeError, subprocess.CalledProcessError) as e:  # e.g. an op it lacks
+                print(f"{name}: not measured: {str(e)[-300:]}", file=sys.stderr, flush=True)
+                continue
             row = {"model": name, "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest(),
-                   "arena": host,
-                   **m4.measure(name, tflite, big_arena(host["bytes"]))}
+                   "arena": host, **m4_row}
             print(f"{name}: {json.dumps(row)} ({time.monotonic() - start:.0f} s)",
                   file=sys.stderr, flush=True)
             rows.append(row)
+        if args.rows:
+            args.rows.write_text(json.dumps(rows, indent=1) + "\n")
+        if args.cmsis:
+            cmsis_report(args.cmsis, rows, models, args.write)
+            return 0
     constants = calibrate(rows)
     print("| model | 64-bit need (recorded) | M4 used | M4 need | rendered | / need | / used |")
     print("|---|---|---|---|---|---|---|")

@@ -183,14 +183,29 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
 
 def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     """The tensor arena to configure: the 32-bit need where the TFLM build is the one the
-    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm), else
-    the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena`` (rounded up
-    to ARENA_ALIGN)."""
+    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm), the
+    CMSIS-NN rule where the build or library is one it is calibrated on (arena_cmsis.py),
+    else the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena``
+    (rounded up to ARENA_ALIGN)."""
     from .model.arena32 import arena32
+    from .model.arena_cmsis import cmsis_library
 
     tree = board.tflm.get("tree") or {}
     need32 = arena32(spec.arena_report) if spec.arena_report and spec.arena_override is None \
         and tree.get("kernels") == "reference" else None
+    cmsis = cmsis_library(board) if spec.arena_report and spec.arena_override is None \
+        else None
+    if cmsis is not None:
+        from .model.arena_cmsis import arena_cmsis
+        from .model.tflite_file import parse_tflite
+
+        need_cmsis = arena_cmsis(spec.arena_report, parse_tflite(spec.data), cmsis)
+        if need_cmsis is not None:
+            return {"measured": need_cmsis, "margin": 0, "bytes": need_cmsis,
+                    "measured_64bit": spec.arena_measured, "placement": board.arena_placement,
+                    "psram": False, "margin_rule": f"32-bit need with {cmsis}'s CMSIS-NN "
+                    "kernels computed from the model and the 64-bit recording, calibrated on "
+                    "the emulated Cortex-M4 (docs/verify-tflm.md, CMSIS-NN arena)"}
     if spec.arena_override is not None:
         size = -(-spec.arena_override // ARENA_ALIGN) * ARENA_ALIGN
         rule = f"set with --arena {spec.arena_override}"

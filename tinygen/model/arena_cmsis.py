@@ -1,0 +1,257 @@
+"""The tensor arena a Cortex-M4 needs with a CMSIS-NN TFLM library, computed on the host.
+
+CMSIS-NN kernels use the arena differently from TFLM's reference kernels, which the
+``tflite-micro`` wheel (and the 32-bit rule, tinygen/model/arena32.py) runs: larger op data
+(persistent, one per operator), persistent kernel sums (the LSTM) and scratch buffers sized
+by CMSIS-NN's ``*_get_buffer_size`` rules (planned in the arena's head with the tensors,
+live only while their operator runs). So the figure for a CMSIS-NN build is
+
+    arena32(model) + sum over ops (align16(op data, CMSIS-NN) - align16(op data, reference))
+                   + persistent kernel buffers + (head planned with CMSIS-NN's scratch
+                   - head planned with the reference kernels' scratch) + constant
+
+rounded up to 16 B. The op data sizes are ``sizeof`` with arm-none-eabi-g++ on each
+library's own kernel sources (tables in tinygen/data/arena_cmsis.json, with the command that
+measured them); the scratch rules are CMSIS-NN's for a Cortex-M4 (DSP extension, no MVE,
+GCC) written here from its sources; the head is planned by ``greedy_plan``, written from
+reading TFLM's greedy memory planner (largest buffer first, each at the lowest offset that
+does not overlap a buffer live at the same time). The constant, per library, is calibrated
+on the emulated Cortex-M4 like arena32's (the smallest that keeps every measured model at
+or above its need): docs/verify-tflm.md, "Arena with CMSIS-NN kernels".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .arena32 import ALIGN, arena32
+from .tflite_file import Operator, Tensor, TfliteModel
+
+DATA = "data/arena_cmsis.json"
+DTYPE_BYTES = {"FLOAT32": 4, "INT32": 4, "UINT32": 4, "INT16": 2, "UINT16": 2, "INT8": 1,
+               "UINT8": 1, "BOOL": 1, "INT64": 8, "UINT64": 8, "FLOAT16": 2, "FLOAT64": 8}
+# op name -> the op data table's key (both pooling kinds share one kernel and struct)
+OPDATA_KEY = {"AVERAGE_POOL_2D": "POOL", "MAX_POOL_2D": "POOL"}
+
+
+def align(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+@cache
+def libraries() -> dict[str, Any]:
+    """The per-library tables and measurements (tinygen/data/arena_cmsis.json)."""
+    return dict(json.loads(resources.files("tinygen").joinpath(DATA).read_text())["libraries"])
+
+
+@dataclass(frozen=True)
+class Buffer:
+    size: int  # bytes, aligned to 16 as TFLM plans them
+    first: int  # allocation scope: 0 = the model's inputs, op i = i + 1
+    last: int
+
+
+def greedy_plan(buffers: list[Buffer]) -> int:
+    """The head size TFLM's greedy planner gives these buffers: largest first (ties: the
+    later-added one first), each at the lowest offset clear of every placed buffer whose
+    lifetime overlaps its own."""
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, -i))
+    placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last) by offset
+    top = 0
+    for i in order:
+        b = buffers[i]
+        offset = 0
+        for p_off, p_size, p_first, p_last in placed:
+            if p_first > b.last or p_last < b.first:
+                continue
+            if p_off - offset >= b.size:
+                break
+            offset = max(offset, p_off + p_size)
+        at = len(placed)
+        for k, p in enumerate(placed):
+            if p[0] > offset:
+                at = k
+                break
+        placed.insert(at, (offset, b.size, b.first, b.last))
+        top = max(top, offset + b.size)
+    return top
+
+
+def tensor_bytes(t: Tensor) -> int:
+    return math.prod(t.shape) * DTYPE_BYTES.get(t.dtype, 4)
+
+
+def _dims4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    s = (1,) * (4 - len(shape)) + tuple(shape[-4:])
+    return s[0], s[1], s[2], s[3]
+
+
+def scratch_requests(name: str, op: Operator, tensors: tuple[Tensor, ...], kernels: str,
+                     rules: dict[str, Any]) -> list[int]:
+    """Bytes of each scratch buffer the op's Prepare requests, for ``kernels`` "reference"
+    (TFLM's reference kernels) or "cmsis_nn" (CMSIS-NN on a Cortex-M4: DSP, no MVE, GCC)."""
+    def t(k: int) -> Tensor | None:
+        return tensors[op.inputs[k]] if len(op.inputs) > k and op.inputs[k] >= 0 else None
+
+    inp, out = t(0), tensors[op.outputs[0]] if op.outputs else None
+    if inp is None or out is None:
+        return []
+    int8 = inp.dtype == "INT8"
+    if name in ("MEAN", "SUM", "REDUCE_PROD"):
+        axis = t(1)
+        n_axis = math.prod(axis.shape) if axis else 1
+        acc = [4 * math.prod(out.shape)] if int8 or inp.dtype == "INT16" else []
+        return acc + [4 * len(inp.shape), 4 * n_axis]
+    if name in ("REDUCE_MAX", "REDUCE_MIN"):
+        axis = t(1)
+        return [4 * len(inp.shape), 4 * (math.prod(axis.shape) if axis else 1)]
+    if name == "SVDF" and int8:  # the same in both kernels
+        feature = t(1)
+        filters = feature.shape[0] if feature else 0
+        return [4 * inp.shape[0] * filters, 4 * inp.shape[0] * out.shape[-1]]
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        cell = tensors[op.inputs[19]] if len(op.inputs) > 19 and op.inputs[19] >= 0 else None
+        hidden = cell.shape[-1] if cell else out.shape[-1]
+        batch = out.shape[0] if len(out.shape) == 3 else 1
+        cell_bytes = DTYPE_BYTES.get(cell.dtype, 2) if cell else 2
+        if kernels == "cmsis_nn" and int8 and cell_bytes == 2 and "lstm_scratch" in rules:
+            return [batch * hidden * b for b in rules["lstm_scratch"]]  # per element
+        return [batch * hidden * cell_bytes] * 4
+    if kernels != "cmsis_nn" or not int8:
+        return []
+    filt = t(1)
+    if filt is None:
+        return []
+    if name == "CONV_2D":
+        _, fh, fw, cin = _dims4(filt.shape)
+        _, ih, iw, _ = _dims4(inp.shape)
+        _, oh, ow, _ = _dims4(out.shape)
+        unit_stride = (oh, ow) == (ih, iw)  # a 1x1 filter keeps the size only with stride 1
+        if fh == 1 and fw == 1 and (unit_stride or rules.get("conv_1x1_any_stride")):
+            return []  # CMSIS-NN's 1x1 kernels: no buffer with GCC
+        cols = fh * fw * cin
+        if rules.get("conv_cols_align4"):
+            cols += -cols % 4
+        return [2 * cols * 2]
+    if name == "DEPTHWISE_CONV_2D":
+        _, fh, fw, cout = _dims4(filt.shape)
+        n, _, _, cin = _dims4(inp.shape)
+        if cin != cout or n != 1 or (fh == 3 and fw == 3 and rules.get("depthwise_3x3_free")):
+            return []
+        return [cin * fh * fw * 2]
+    if name == "AVERAGE_POOL_2D":
+        return [4 * _dims4(inp.shape)[3]]
+    if name == "FULLY_CONNECTED" and rules.get("fc_1x1") == "scratch":
+        accum = filt.shape[-1] if filt.shape else 0
+        per_tensor = len(filt.quantization.scale) <= 1
+        if len(out.shape) > 2 and accum % 4 == 0 and per_tensor:
+            return [out.shape[-1] * 4 * 2]
+    return []
+
+
+def persistent_extra(name: str, op: Operator, tensors: tuple[Tensor, ...],
+                     lib: dict[str, Any]) -> int:
+    """Persistent bytes the library's kernel takes beyond upstream's reference kernel."""
+    sizes = lib["opdata"].get(OPDATA_KEY.get(name, name))
+    extra = align(sizes["library"]) - align(sizes["reference"]) if sizes else 0
+    out = tensors[op.outputs[0]]
+    rules = lib.get("rules", {})
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and rules.get("lstm_kernel_sums"):
+        extra += 8 * align(4 * out.shape[-1])  # 4 gates x (input, recurrent) kernel sums
+    if name == "FULLY_CONNECTED" and rules.get("fc_1x1") == "persistent":
+        filt = tensors[op.inputs[1]]
+        if len(out.shape) > 2 and filt.shape and filt.shape[-1] % 4 == 0 \
+                and tensors[op.inputs[0]].dtype == "INT8":
+            extra += 2 * align(4 * out.shape[-1])  # per-channel multipliers and shifts
+    return extra
+
+
+def plan_head(model: TfliteModel, kernels: str, rules: dict[str, Any]) -> int:
+    """The arena head (tensors + scratch) planned as TFLM does, for the given kernels."""
+    g = model.main
+    constant = {i for i, t in enumerate(g.tensors)
+                if t.buffer < len(model.buffer_sizes) and model.buffer_sizes[t.buffer] > 0}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i in g.inputs:
+        first.setdefault(i, 0)
+        last[i] = 0
+    scratch: list[Buffer] = []
+    for n, op in enumerate(g.operators, start=1):
+        for o in op.outputs:
+            first.setdefault(o, n)
+        for i in op.inputs:
+            if i >= 0:
+                last[i] = n
+                first.setdefault(i, n)
+        for o in op.outputs:
+            last[o] = n
+        name = model.operator_codes[op.opcode_index].name
+        scratch += [Buffer(align(s), n, n) for s in
+                    scratch_requests(name, op, g.tensors, kernels, rules) if s > 0]
+    end = len(g.operators)
+    for o in g.outputs:
+        first.setdefault(o, end)
+        last[o] = end
+    buffers = [Buffer(align(tensor_bytes(t)), first[i], last[i])
+               for i, t in enumerate(g.tensors)
+               if i not in constant and not t.is_variable and i in first and tensor_bytes(t)]
+    return greedy_plan(buffers + scratch)
+
+
+def cmsis_extra(model: TfliteModel, library: str,
+                breakdown: list[dict[str, Any]] | None = None) -> dict[str, int]:
+    """What a CMSIS-NN library adds to the reference kernels' 32-bit arena, itemized
+    (``breakdown``: the 64-bit recording's, for the persistent TfLiteTensor count)."""
+    lib = libraries()[library]
+    rules = lib.get("rules", {})
+    g = model.main
+    persistent = sum(persistent_extra(model.operator_codes[op.opcode_index].name, op,
+                                      g.tensors, lib) for op in g.operators)
+    ref, mine = lib.get("node_and_registration", (32, 32))  # one array, one per operator
+    persistent += align(mine * len(g.operators)) - align(ref * len(g.operators))
+    ref, mine = lib.get("tflite_tensor", (32, 32))  # the model's inputs and outputs
+    persistent += (mine - ref) * sum(int(b["count"]) for b in breakdown or ()
+                                     if b["type"] == "Persistent TfLiteTensor data")
+    head = plan_head(model, "cmsis_nn", rules) - plan_head(model, "reference", rules)
+    return {"persistent": persistent, "head": head, "constant": int(lib["constant"])}
+
+
+def cmsis_library(board: Any) -> str | None:
+    """The key of tinygen/data/arena_cmsis.json whose measurements match the board's TFLM
+    build (``tflm.tree.kernels``, qemu-m4 --tflm-dir) or library (``tflm.ops_table``, after
+    the per-model library choice) on its CPU; None: no CMSIS-NN rule applies."""
+    tree = board.tflm.get("tree") or {}
+    for key, lib in libraries().items():
+        when = lib["applies_to"]
+        if "tree_kernels" in when and tree.get("kernels") == when["tree_kernels"]:
+            return key
+        if board.tflm.get("ops_table") == when.get("ops_table") and not tree \
+                and board.cpu in when.get("cpus", ()):
+            return key
+    return None
+
+
+def arena_cmsis(arena: dict[str, Any], model: TfliteModel, library: str,
+                constant: int | None = None) -> int | None:
+    """The arena for ``library`` (a key of tinygen/data/arena_cmsis.json) on a Cortex-M4,
+    from the 64-bit measure (``analyze``'s ``arena``) and the model; None without a
+    breakdown. ``constant`` replaces the calibrated one (leave-one-out checks)."""
+    base = arena32(arena)
+    if base is None:
+        return None
+    extra = cmsis_extra(model, library, arena["breakdown"])
+    if constant is not None:
+        extra["constant"] = constant
+    return align(base + sum(extra.values()))
+
+
+def calibrate(rows: list[tuple[int, int]]) -> int:
+    """The constant from (figure without constant, M4 need) pairs: the smallest that keeps
+    every figure at or above its need."""
+    return max(need - figure for figure, need in rows)
