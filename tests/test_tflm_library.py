@@ -210,6 +210,17 @@ def test_keras_model_on_the_nano_is_quantized_for_an_exact_library(tmp_path: Pat
         assert_user_error(proc, f"{flag} has no effect on a .tflite input")
 
 
+def test_inspect_names_the_library_a_board_would_use() -> None:
+    proc = run_tinygen("inspect", str(HELLO), "--board", "esp32dev", "--json")
+    assert proc.returncode == 0, proc.stderr
+    choice = json.loads(proc.stdout)["tflm_library"]
+    assert choice["name"] == "chirale-2.0.0" and choice["exact"]
+    proc = run_tinygen("inspect", str(MEAN_CONV), "--board", "nano33ble")
+    assert proc.returncode == 0, proc.stderr
+    assert "TFLM library on nano33ble: tflm_esp32-2.0.0 (reference kernels; measured exact" \
+        in proc.stdout
+
+
 def test_library_build_flags_reach_platformio_ini(tmp_path: Path) -> None:
     """pio-tflite-lib's kernel_util.cc needs TF_LITE_STATIC_MEMORY (else it includes a header
     the library does not ship): the flag is in the project's build_flags, for every file."""

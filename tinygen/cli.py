@@ -211,12 +211,24 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
     if board is not None:
         fit_check(report, board.name, ram if ram is not None else board.ram_budget,
                   flash if flash is not None else board.flash_budget)
+        from .model.tflite_file import read_tflite
+        from .model.tflm_library import choose, model_features
+
+        report["tflm_library"] = choose(board, model_features(read_tflite(model)[1]))
     elif ram is not None or flash is not None:
         fit_check(report, "the given budget", ram, flash)
     if as_json:
         emit_json(report)
     else:
         click.echo(format_report(report))
+        if report.get("tflm_library"):
+            from .model.tflm_library import describe_choice
+
+            click.echo(f"TFLM library on {board_name}: {describe_choice(report['tflm_library'])}")
+            if report["tflm_library"].get("warning"):
+                click.echo(f"  WARNING: {report['tflm_library']['warning']}; or let "
+                           f"render/build/flash --board {board_name} convert the Keras model: "
+                           f"they convert it the way the board's libraries run exactly")
         if "aot" in report:
             a = report["aot"]
             flash_text = (f"{a['flash_bytes']:,} B (Cortex-M4 -Os: code {a['code_bytes']:,} B"
