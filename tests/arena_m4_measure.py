@@ -190,6 +190,83 @@ class M4:
         return {"m4_used": used, "m4_need": good}
 
 
+# op data struct (what the kernel's Init allocates) per op, per source tree: (header or
+# source file under tensorflow/lite/micro/kernels/, type in namespace tflite)
+OPDATA_REFERENCE = {
+    "FULLY_CONNECTED": ("fully_connected.h", "OpDataFullyConnected"),
+    "CONV_2D": ("conv.h", "OpDataConv"), "DEPTHWISE_CONV_2D": ("conv.h", "OpDataConv"),
+    "POOL": ("pooling.h", "OpDataPooling"), "SOFTMAX": ("softmax.h", "SoftmaxParams"),
+    "SVDF": ("svdf.h", "OpDataSvdf"), "ADD": ("add.h", "OpDataAdd"),
+    "MUL": ("mul.h", "OpDataMul"), "MEAN": ("reduce.h", "OpDataReduce"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("lstm_shared.h", "OpDataLSTM"),
+}
+OPDATA_UPSTREAM_CMSIS = {
+    "FULLY_CONNECTED": ("cmsis_nn/fully_connected.cc", "OpData"),
+    "CONV_2D": ("cmsis_nn/conv.cc", "OpData"),
+    "DEPTHWISE_CONV_2D": ("cmsis_nn/depthwise_conv.cc", "OpData"),
+    "POOL": ("cmsis_nn/pooling.cc", "OpData"),
+    "SOFTMAX": ("cmsis_nn/softmax.cc", "CMSISNNSoftmaxParams"),
+    "SVDF": ("cmsis_nn/svdf.cc", "CmsisNnOpDataSvdf"), "ADD": ("cmsis_nn/add.cc", "OpData"),
+    "MUL": ("mul.h", "OpDataMul"), "MEAN": ("reduce.h", "OpDataReduce"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("cmsis_nn/unidirectional_sequence_lstm.cc", "OpData"),
+}
+OPDATA_CHIRALE = {
+    **{k: (f.replace(".cc", ".cpp"), t) for k, (f, t) in OPDATA_UPSTREAM_CMSIS.items()},
+    "SVDF": ("svdf.h", "OpDataSvdf"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("unidirectional_sequence_lstm.cpp",
+                                     "UnidirectionalSequenceLstmOpData"),
+}
+STRUCTS = {"NodeAndRegistration": ("../micro_allocator.h", "tflite::NodeAndRegistration"),
+           "TfLiteTensor": ("../../c/common.h", "TfLiteTensor")}
+
+
+def sizeof_table(root: Path, includes: list[str], defines: list[str],
+                 table: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """sizeof of each struct with arm-none-eabi-g++ for the Cortex-M4, compiled against the
+    kernel sources under ``root`` (a type in an anonymous namespace is reachable from the
+    same translation unit)."""
+    import re
+
+    sizes = {}
+    for key, (path, type_name) in table.items():
+        name = type_name if type_name.startswith(("TfLite", "tflite::")) else \
+            f"tflite::{type_name}"
+        source = (f'#include "tensorflow/lite/micro/kernels/{path}"\n'
+                  f'extern "C" const unsigned tg_size = sizeof({name});\n')
+        run = subprocess.run(["arm-none-eabi-g++", *CHIRALE_CPU, "-Os", "-std=gnu++17",
+                              "-fno-exceptions", "-fno-rtti", "-w", *defines, f"-I{root}",
+                              *(f"-I{root}/{i}" for i in includes), "-S", "-o", "-", "-x",
+                              "c++", "-"], input=source, capture_output=True, text=True,
+                             check=True)
+        match = re.search(r"tg_size:\s*\n\s*\.word\s+(\d+)", run.stdout)
+        assert match, f"{key}: no size in the assembly"
+        sizes[key] = int(match.group(1))
+    return sizes
+
+
+def opdata_sizes(tree: Path, chirale: Path | None) -> dict[str, Any]:
+    """The op data and struct sizes arena_cmsis.json tables: upstream's reference kernels
+    (``tree``: a tflite-micro checkout with its downloads) against the CMSIS-NN library's
+    (the same tree's cmsis_nn kernels, or Chirale's sources)."""
+    dl = "tensorflow/lite/micro/tools/make/downloads"
+    up_inc = [f"{dl}/flatbuffers/include", f"{dl}/gemmlowp", f"{dl}/ruy", f"{dl}/cmsis_nn",
+              f"{dl}/cmsis_nn/Include", f"{dl}/cmsis/CMSIS/Core/Include"]
+    up_def = ["-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DKERNELS_OPTIMIZED_FOR_SPEED"]
+    ref = sizeof_table(tree, up_inc, up_def, {**OPDATA_REFERENCE, **STRUCTS})
+    if chirale is None:
+        lib = sizeof_table(tree, up_inc, up_def, {**OPDATA_UPSTREAM_CMSIS, **STRUCTS})
+    else:
+        src = chirale / "src"
+        lib = sizeof_table(src, ["third_party/flatbuffers/include", "third_party/gemmlowp",
+                                 "third_party/ruy", "third_party/cmsis",
+                                 "third_party/cmsis/CMSIS/Core/Include",
+                                 "third_party/cmsis_nn", "third_party/cmsis_nn/Include"],
+                           ["-DARDUINO=10607"], {**OPDATA_CHIRALE, **STRUCTS})
+    return {"opdata": {k: {"reference": ref[k], "library": lib[k]} for k in OPDATA_REFERENCE},
+            "node_and_registration": [ref["NodeAndRegistration"], lib["NodeAndRegistration"]],
+            "tflite_tensor": [ref["TfLiteTensor"], lib["TfLiteTensor"]]}
+
+
 def cmsis_report(key: str, rows: list[dict[str, Any]], models: dict[str, Path],
                  write: bool) -> None:
     """The CMSIS-NN rule's table for library ``key`` (tinygen/data/arena_cmsis.json) and,
@@ -240,11 +317,18 @@ def main() -> int:
                         help="the build is CMSIS-NN library KEY of tinygen/data/arena_cmsis.json: "
                              "print (and --write) its rule's table and constant")
     parser.add_argument("--rows", type=Path, help="also write the measured rows (JSON) here")
+    parser.add_argument("--opdata-sizes", type=Path, metavar="TREE",
+                        help="print the op data sizes (JSON) of the CMSIS-NN kernels (TREE's, or "
+                             "--chirale's) against TREE's reference kernels; TREE: a "
+                             "tflite-micro checkout with its downloads. Measures nothing else")
     parser.add_argument("--load-rows", type=Path, help="use rows written by --rows, measure none")
     args = parser.parse_args()
     from tinygen.model.arena32 import DATA as DATA_FILE
     from tinygen.model.arena32 import arena32, calibrate
 
+    if args.opdata_sizes:
+        print(json.dumps(opdata_sizes(args.opdata_sizes, args.chirale)))
+        return 0
     if args.write and args.chirale and not args.cmsis:
         sys.exit("--write without --cmsis calibrates the reference-kernel rule: not with "
                  "--chirale")

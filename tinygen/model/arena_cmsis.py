@@ -36,7 +36,8 @@ DATA = "data/arena_cmsis.json"
 DTYPE_BYTES = {"FLOAT32": 4, "INT32": 4, "UINT32": 4, "INT16": 2, "UINT16": 2, "INT8": 1,
                "UINT8": 1, "BOOL": 1, "INT64": 8, "UINT64": 8, "FLOAT16": 2, "FLOAT64": 8}
 # op name -> the op data table's key (both pooling kinds share one kernel and struct)
-OPDATA_KEY = {"AVERAGE_POOL_2D": "POOL", "MAX_POOL_2D": "POOL"}
+OPDATA_KEY = {"AVERAGE_POOL_2D": "POOL", "MAX_POOL_2D": "POOL", "SUM": "MEAN",
+              "REDUCE_MAX": "MEAN", "REDUCE_MIN": "MEAN", "REDUCE_PROD": "MEAN"}
 
 
 def align(n: int) -> int:
@@ -228,7 +229,7 @@ def cmsis_library(board: Any) -> str | None:
     the per-model library choice) on its CPU; None: no CMSIS-NN rule applies."""
     tree = board.tflm.get("tree") or {}
     for key, lib in libraries().items():
-        when = lib["applies_to"]
+        when = lib["applies_to"] or {}  # None: measured, but the rule does not fit it
         if "tree_kernels" in when and tree.get("kernels") == when["tree_kernels"]:
             return key
         if board.tflm.get("ops_table") == when.get("ops_table") and not tree \
