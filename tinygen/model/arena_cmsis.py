@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .arena32 import ALIGN, arena32
+from .arena32 import ALIGN, PLAN_INFO_SAVING, calibration, struct_savings
 from .tflite_file import Operator, Tensor, TfliteModel
 
 DATA = "data/arena_cmsis.json"
@@ -164,11 +164,14 @@ def persistent_extra(name: str, op: Operator, tensors: tuple[Tensor, ...],
     rules = lib.get("rules", {})
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and rules.get("lstm_kernel_sums"):
         extra += 8 * align(4 * out.shape[-1])  # 4 gates x (input, recurrent) kernel sums
-    if name == "FULLY_CONNECTED" and rules.get("fc_1x1") == "persistent":
+    if name == "FULLY_CONNECTED" and tensors[op.inputs[0]].dtype == "INT8":
         filt = tensors[op.inputs[1]]
-        if len(out.shape) > 2 and filt.shape and filt.shape[-1] % 4 == 0 \
-                and tensors[op.inputs[0]].dtype == "INT8":
-            extra += 2 * align(4 * out.shape[-1])  # per-channel multipliers and shifts
+        arrays = 2 * align(4 * out.shape[-1])  # per-channel multipliers and shifts
+        if rules.get("fc_1x1") == "persistent" and len(out.shape) > 2 and filt.shape \
+                and filt.shape[-1] % 4 == 0:
+            extra += arrays  # allocated on its 1x1 path whatever the quantization
+        if rules.get("fc_per_channel") is False and len(filt.quantization.scale) > 1:
+            extra -= arrays  # the reference kernel allocates them for per-channel filters
     return extra
 
 
@@ -238,18 +241,50 @@ def cmsis_library(board: Any) -> str | None:
     return None
 
 
+def reference_parts(arena: dict[str, Any]) -> tuple[int, int] | None:
+    """arena32's two figures, unrounded: what stays allocated and the planning peak."""
+    breakdown = arena.get("breakdown")
+    if not breakdown or not arena.get("recorded_bytes"):
+        return None
+    c = calibration()
+    saved = struct_savings(breakdown)
+    tensors = sum(int(b["count"]) for b in breakdown if b["type"] == "TfLiteEvalTensor data")
+    used = int(arena["recorded_bytes"]) - saved - int(c["used_saving"])
+    planning = int(arena["bytes"]) - saved - PLAN_INFO_SAVING * tensors - int(c["plan_saving"])
+    return used, planning
+
+
+def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> int | None:
+    """The figure without the library's constant: the reference figures plus the library's
+    parts (cmsis_extra), its planning-peak offset, and its LSTM Prepare allowance."""
+    parts = reference_parts(arena)
+    if parts is None:
+        return None
+    rules = libraries()[library].get("rules", {})
+    extra = cmsis_extra(model, library, arena["breakdown"])
+    added = extra["persistent"] + extra["head"]
+    lstms = sum(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+                for op in model.main.operators)
+    used, planning = align(parts[0]), align(parts[1])  # as arena32 rounds them
+    return max(used + added, planning + added + int(rules.get("plan_offset", 0))) \
+        + lstms * int(rules.get("lstm_prepare", 0))
+
+
 def arena_cmsis(arena: dict[str, Any], model: TfliteModel, library: str,
                 constant: int | None = None) -> int | None:
     """The arena for ``library`` (a key of tinygen/data/arena_cmsis.json) on a Cortex-M4,
     from the 64-bit measure (``analyze``'s ``arena``) and the model; None without a
-    breakdown. ``constant`` replaces the calibrated one (leave-one-out checks)."""
-    base = arena32(arena)
-    if base is None:
+    breakdown or for a model with float activations (every model measured is int8: their
+    kernels and scratch were not). ``constant`` replaces the calibrated one (leave-one-out
+    checks)."""
+    sizes = model.buffer_sizes
+    if any(t.dtype == "FLOAT32" and not (t.buffer < len(sizes) and sizes[t.buffer] > 0)
+           for t in model.main.tensors):
         return None
-    extra = cmsis_extra(model, library, arena["breakdown"])
-    if constant is not None:
-        extra["constant"] = constant
-    return align(base + sum(extra.values()))
+    figure = before_constant(arena, model, library)
+    if figure is None:
+        return None
+    return align(figure + (libraries()[library]["constant"] if constant is None else constant))
 
 
 def calibrate(rows: list[tuple[int, int]]) -> int:
