@@ -14,6 +14,14 @@ boot, not one build. A crash (hard fault) or hang counts as "does not fit".
 --zoo DIR adds the model zoo's int8 models (DIR/<arch>_int8.tflite, made with tests/zoo.py's
 train_and_save + convert); --write stores the measurements and the calibrated constants in
 tinygen/data/arena_m4.json. Prints the table of docs/verify-tflm.md ("32-bit arena").
+
+CMSIS-NN libraries (tinygen/model/arena_cmsis.py; docs/verify-tflm.md, "CMSIS-NN arena"):
+--cmsis KEY prints the table of that library's rule instead and, with --write, stores its
+measurements and constant in tinygen/data/arena_cmsis.json (the tree then is a
+OPTIMIZED_KERNEL_DIR=cmsis_nn build); --chirale DIR measures Chirale_TensorFlowLite (DIR/src,
+DIR/obj: its sources compiled for the M4) linked by hand instead of the tree's library;
+--rows FILE / --load-rows FILE keep the raw rows / recompute from them without QEMU;
+--opdata-sizes TREE prints the op data sizes the data file tables (arm-none-eabi-g++).
 """
 
 from __future__ import annotations
