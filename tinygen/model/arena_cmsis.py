@@ -277,9 +277,11 @@ def arena_cmsis(arena: dict[str, Any], model: TfliteModel, library: str,
     breakdown or for a model with float activations (every model measured is int8: their
     kernels and scratch were not). ``constant`` replaces the calibrated one (leave-one-out
     checks)."""
-    sizes = model.buffer_sizes
-    if any(t.dtype == "FLOAT32" and not (t.buffer < len(sizes) and sizes[t.buffer] > 0)
-           for t in model.main.tensors):
+    g, sizes = model.main, model.buffer_sizes
+    used = {i for op in g.operators for i in (*op.inputs, *op.outputs) if i >= 0}
+    if any(g.tensors[i].dtype == "FLOAT32" and tensor_bytes(g.tensors[i])
+           and not (g.tensors[i].buffer < len(sizes) and sizes[g.tensors[i].buffer] > 0)
+           for i in used):  # (an LSTM's 0-element float "intermediates" do not count)
         return None
     figure = before_constant(arena, model, library)
     if figure is None:
