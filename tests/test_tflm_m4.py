@@ -186,7 +186,7 @@ def test_int8_kernels_registered_and_flash_counted_per_op(tmp_path: Path) -> Non
     """Render (no TFLM needed): an op used only with int8 tensors gets the library's
     Register_<OP>_INT8(); the fit check counts TFLM's flash from the per-op table."""
     from tinygen.boards import load_board
-    from tinygen.model.analyze import flash_table, tflm_flash
+    from tinygen.model.analyze import flash_table, flash_table_name, tflm_flash
 
     model = REPO / "tests" / "data" / "person_detect" / "person_detect.tflite"
     proc = run_tinygen("render", "--board", "nano33ble", str(model), "--out",
@@ -199,8 +199,9 @@ def test_int8_kernels_registered_and_flash_counted_per_op(tmp_path: Path) -> Non
     assert regs["RESHAPE"] is None  # no int8-only kernel in Chirale 2.0.0
     source = (tmp_path / "p" / "src" / "tinygen_ops.cc").read_text()
     assert "resolver.AddConv2D(tflite::Register_CONV_2D_INT8())" in source
-    runtime = tflm_flash(m["ops"])
-    table = flash_table()
+    library = m["tflm_library_choice"]["name"]  # its table (tests/test_flash_tables.py)
+    runtime = tflm_flash(m["ops"], library)
+    table = flash_table(flash_table_name(library))
     assert runtime == table["runtime_bytes"] + sum(
         table["int8_ops"].get(o["name"]) if o["registration"] else table["ops"][o["name"]]
         for o in m["ops"])

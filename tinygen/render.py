@@ -33,7 +33,7 @@ from .model.analyze import (
     int8_ops,
     ops_table,
     require_tflm_ops,
-    tflm_flash,
+    tflm_flash_estimate,
 )
 from .model.convert import check_int8_tflite, parse_labels, read_metadata
 from .model.tflite_file import read_tflite
@@ -594,10 +594,14 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
 
         aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
     arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
+    # TFLM's flash from the per-op table of the library chosen (upstream's where it has none)
+    flash = {} if aot else tflm_flash_estimate(ops, board.tflm.get("ops_table"))
     fit = check_fits(spec, board, arena, aot.engine_flash() if aot else (
-        "TFLM runtime + kernels", len(spec.data), tflm_flash(ops)),
+        f"TFLM runtime + kernels ({flash['table']})", len(spec.data), flash["bytes"]),
         linker_key=linker_flash.key(board.name, board.engine, board.tflm.get("library"), ops,
                                     spec.sha256))
+    if flash:
+        fit["flash_table"] = {k: flash[k] for k in ("table", "fallback", "fallback_ops")}
     b64_len = 4 * math.ceil(spec.input_bytes / 3)
     line_max = -(-(len("@tg1 in 2000000000 ") + b64_len + len("*XXXX\r\n") + 32) // 16) * 16
     pio, platform_files = board_platformio(board)

@@ -192,48 +192,86 @@ def configured_arena(measured: int) -> int:
         * ARENA_ALIGN
 
 
-# Flash TFLM takes on a Cortex-M4 (interpreter + the model's kernels), measured once with
-# tests/tflm_flash_measure.py (arm-none-eabi-gcc -Os, newlib-nano, --gc-sections): the runtime
-# with no op, and each op registered alone (generic, and int8-only where the library has it)
-# over it. The table is upstream TFLM 90b983c with CMSIS-NN kernels (the kind of library the
-# Arduino boards use: Chirale 2.0.0 is TFLM + CMSIS-NN; the reference kernels are smaller).
-# A model's figure is the runtime plus its ops' figures: an upper bound (ops share helper
-# code, counted once per op here). Until a real board build reports the linker's figure
-# (`tinygen build`), fit checks use it (docs/verify-tflm.md, "Flash").
-FLASH_TABLE = "data/tflm_flash_m4-cmsis_nn.json"
+# Flash TFLM takes on a Cortex-M4 (interpreter + the model's kernels), measured once per
+# library with tests/tflm_flash_measure.py (arm-none-eabi-gcc -Os, newlib-nano, --gc-sections):
+# the runtime with no op, and each op registered alone (generic, and int8-only where the
+# library has it) over it. One table per candidate library (data/tflm_flash_m4-<library>.json,
+# the library built for the M4 by tests/tflm_lib_build.py --target m4) and one of upstream TFLM
+# 90b983c with CMSIS-NN kernels (m4-cmsis_nn): the fallback for a library without a table and
+# for an op a library's table lacks. A model's figure is the runtime plus its ops' figures: an
+# upper bound (ops share helper code, counted once per op here). Until a real board build
+# reports the linker's figure (`tinygen build`), fit checks use it (docs/verify-tflm.md,
+# "Flash" and "Flash per library").
+FLASH_TABLE_FALLBACK = "m4-cmsis_nn"
 TFLM_RUNTIME_FLASH_ALLOWANCE = 80 * 1024  # the old fixed figure: ops missing from the table
 
 
 @cache
-def flash_table() -> dict[str, Any]:
-    text = resources.files("tinygen").joinpath(FLASH_TABLE).read_text()
+def flash_table(name: str = FLASH_TABLE_FALLBACK) -> dict[str, Any]:
+    """The per-op flash table data/tflm_flash_<name>.json (FileNotFoundError if none)."""
+    text = resources.files("tinygen").joinpath(f"data/tflm_flash_{name}.json").read_text()
     return dict(json.loads(text))
 
 
-def tflm_flash(ops: list[dict[str, Any]]) -> int:
-    """TFLM's flash for these ops (``name``; ``registration`` set: the int8-only kernel),
-    from the per-op table; an op the table lacks counts as the largest op in it."""
-    table = flash_table()
-    largest = max(table["ops"].values())
+def flash_table_name(library: str | None) -> str:
+    """The table of a TFLM library (its op table's name, e.g. chirale-2.0.0): m4-<library>
+    where one was measured, else the upstream CMSIS-NN table."""
+    if library:
+        try:
+            flash_table(f"m4-{library}")
+            return f"m4-{library}"
+        except (FileNotFoundError, OSError):
+            pass
+    return FLASH_TABLE_FALLBACK
+
+
+def _op_flash(table: dict[str, Any], name: str, int8: bool) -> int | None:
+    figures = table["int8_ops"] if int8 and name in table["int8_ops"] else table["ops"]
+    value = figures.get(name)
+    return None if value is None else int(value)
+
+
+def tflm_flash_estimate(ops: list[dict[str, Any]], library: str | None = None) -> dict[str, Any]:
+    """TFLM's flash for these ops (``name``; ``registration`` set: the int8-only kernel) on
+    ``library`` (an op table name): ``bytes``, the ``table`` used (``fallback`` true when the
+    library has none), and ``fallback_ops``: ops the library's table lacks, counted with the
+    upstream figure (an op no table has: the largest upstream op)."""
+    name = flash_table_name(library)
+    table = flash_table(name)
+    upstream = flash_table(FLASH_TABLE_FALLBACK)
     total = int(table["runtime_bytes"])
-    for name in sorted({o["name"] for o in ops}):
-        int8 = any(o.get("registration") for o in ops if o["name"] == name)
-        figures = table["int8_ops"] if int8 and name in table["int8_ops"] else table["ops"]
-        total += int(figures.get(name, largest))
-    return total
+    fallback_ops = []
+    for op in sorted({o["name"] for o in ops}):
+        int8 = any(o.get("registration") for o in ops if o["name"] == op)
+        figure = _op_flash(table, op, int8)
+        if figure is None:
+            fallback_ops.append(op)
+            figure = _op_flash(upstream, op, int8)
+        total += figure if figure is not None else max(upstream["ops"].values())
+    return {"bytes": total, "table": name, "library": library,
+            "fallback": library not in (None, "upstream") and name == FLASH_TABLE_FALLBACK,
+            "fallback_ops": fallback_ops}
+
+
+def tflm_flash(ops: list[dict[str, Any]], library: str | None = None) -> int:
+    """TFLM's flash for these ops on ``library`` (tflm_flash_estimate's bytes)."""
+    return int(tflm_flash_estimate(ops, library)["bytes"])
 
 
 def fit_check(report: dict[str, Any], board: str, ram_budget: int | None,
-              flash_budget: int | None) -> dict[str, Any]:
-    """Does the model fit a RAM and/or flash budget?  Adds ``report['fit']``."""
+              flash_budget: int | None, library: str | None = None) -> dict[str, Any]:
+    """Does the model fit a RAM and/or flash budget?  Adds ``report['fit']``.
+    ``library``: the TFLM library's op table name, whose flash table is used."""
     checks = []
     if flash_budget is not None:
-        runtime = tflm_flash(report["ops"])
+        estimate = tflm_flash_estimate(report["ops"], library)
+        runtime = estimate["bytes"]
         flash_need = report["flash_bytes"] + runtime
         checks.append({"what": "flash", "need": flash_need, "budget": flash_budget,
-                       "ok": flash_need <= flash_budget,
+                       "ok": flash_need <= flash_budget, "flash_table": estimate["table"],
                        "note": f"model {report['flash_bytes']:,} + TFLM runtime and the "
-                               f"model's kernels {runtime:,} (Cortex-M4 -Os, per op)"})
+                               f"model's kernels {runtime:,} (Cortex-M4 -Os, per op, "
+                               f"table {estimate['table']})"})
     if ram_budget is not None and report["arena"]:
         ram_need = configured_arena(report["arena"]["bytes"])
         checks.append({"what": "ram", "need": ram_need, "budget": ram_budget,
