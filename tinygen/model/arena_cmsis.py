@@ -222,8 +222,10 @@ def cmsis_extra(model: TfliteModel, library: str,
     ref, mine = lib.get("tflite_tensor", (32, 32))  # the model's inputs and outputs
     persistent += (mine - ref) * sum(int(b["count"]) for b in breakdown or ()
                                      if b["type"] == "Persistent TfLiteTensor data")
-    head = plan_head(model, "cmsis_nn", rules) - plan_head(model, "reference", rules)
-    return {"persistent": persistent, "head": head, "constant": int(lib["constant"])}
+    planned = plan_head(model, "cmsis_nn", rules)
+    head = planned - plan_head(model, "reference", rules)
+    return {"persistent": persistent, "head": head, "planned_head": planned,
+            "constant": int(lib["constant"])}
 
 
 def cmsis_library(board: Any) -> str | None:
@@ -256,18 +258,23 @@ def reference_parts(arena: dict[str, Any]) -> tuple[int, int] | None:
 
 def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> int | None:
     """The figure without the library's constant: the reference figures plus the library's
-    parts (cmsis_extra), its planning-peak offset, and its LSTM Prepare allowance."""
+    parts (cmsis_extra) and its planning-peak offset; with an LSTM, at least the persistent
+    part (what stays allocated less the planned head) plus the library's LSTM Prepare peak
+    (``lstm_prepare_peak``: the temporaries its LSTM kernel holds while it prepares)."""
     parts = reference_parts(arena)
     if parts is None:
         return None
     rules = libraries()[library].get("rules", {})
     extra = cmsis_extra(model, library, arena["breakdown"])
     added = extra["persistent"] + extra["head"]
-    lstms = sum(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
-                for op in model.main.operators)
+    lstm = any(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+               for op in model.main.operators)
     used, planning = align(parts[0]), align(parts[1])  # as arena32 rounds them
-    return max(used + added, planning + added + int(rules.get("plan_offset", 0))) \
-        + lstms * int(rules.get("lstm_prepare", 0))
+    figure = max(used + added, planning + added + int(rules.get("plan_offset", 0)))
+    if lstm and rules.get("lstm_prepare_peak"):
+        figure = max(figure, used + added - extra["planned_head"]
+                     + int(rules["lstm_prepare_peak"]))
+    return figure
 
 
 def arena_cmsis(arena: dict[str, Any], model: TfliteModel, library: str,
