@@ -277,13 +277,15 @@ def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> 
     return figure
 
 
-def arena_cmsis(arena: dict[str, Any], model: TfliteModel, library: str,
+def arena_cmsis(arena: dict[str, Any] | None, model: TfliteModel, library: str,
                 constant: int | None = None) -> int | None:
     """The arena for ``library`` (a key of tinygen/data/arena_cmsis.json) on a Cortex-M4,
     from the 64-bit measure (``analyze``'s ``arena``) and the model; None without a
-    breakdown or for a model with float activations (every model measured is int8: their
+    measure or breakdown, or for a model with float activations (every model measured is int8: their
     kernels and scratch were not). ``constant`` replaces the calibrated one (leave-one-out
     checks)."""
+    if arena is None:
+        return None
     g, sizes = model.main, model.buffer_sizes
     used = {i for op in g.operators for i in (*op.inputs, *op.outputs) if i >= 0}
     if any(g.tensors[i].dtype == "FLOAT32" and tensor_bytes(g.tensors[i])
