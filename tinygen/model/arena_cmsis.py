@@ -7,17 +7,19 @@ by CMSIS-NN's ``*_get_buffer_size`` rules (planned in the arena's head with the 
 live only while their operator runs). So the figure for a CMSIS-NN build is
 
     arena32(model) + sum over ops (align16(op data, CMSIS-NN) - align16(op data, reference))
-                   + persistent kernel buffers + (head planned with CMSIS-NN's scratch
-                   - head planned with the reference kernels' scratch) + constant
+                   + persistent kernel buffers + struct size differences
+                   + (head planned with CMSIS-NN's scratch
+                      - head planned with the reference kernels' scratch) + constant
 
-rounded up to 16 B. The op data sizes are ``sizeof`` with arm-none-eabi-g++ on each
+rounded up to 16 B (``before_constant`` has the per-library refinements: a planning-peak
+offset, and for an LSTM the persistent part plus its kernel's Prepare temporaries). The op data sizes are ``sizeof`` with arm-none-eabi-g++ on each
 library's own kernel sources (tables in tinygen/data/arena_cmsis.json, with the command that
 measured them); the scratch rules are CMSIS-NN's for a Cortex-M4 (DSP extension, no MVE,
 GCC) written here from its sources; the head is planned by ``greedy_plan``, written from
 reading TFLM's greedy memory planner (largest buffer first, each at the lowest offset that
 does not overlap a buffer live at the same time). The constant, per library, is calibrated
 on the emulated Cortex-M4 like arena32's (the smallest that keeps every measured model at
-or above its need): docs/verify-tflm.md, "Arena with CMSIS-NN kernels".
+or above its need): docs/verify-tflm.md, "CMSIS-NN arena".
 """
 
 from __future__ import annotations
