@@ -14,8 +14,9 @@ live only while their operator runs). So the figure for a CMSIS-NN build is
 rounded up to 16 B (``before_constant`` has the per-library refinements: a planning-peak
 offset, and for an LSTM the persistent part plus its kernel's Prepare temporaries). The op
 data sizes are ``sizeof`` with arm-none-eabi-g++ on each library's own kernel sources
-(tables in tinygen/data/arena_cmsis.json, with the command that measured them); the scratch rules are CMSIS-NN's for a Cortex-M4 (DSP extension, no MVE,
-GCC) written here from its sources; the head is planned by ``greedy_plan``, written from
+(tables in tinygen/data/arena_cmsis.json, with the command that measured them); the
+scratch rules are CMSIS-NN's for a Cortex-M4 (DSP extension, no MVE, GCC) written here from
+its sources; the head is planned by ``greedy_plan``, written from
 reading TFLM's greedy memory planner (largest buffer first, each at the lowest offset that
 does not overlap a buffer live at the same time). The constant, per library, is calibrated
 on the emulated Cortex-M4 like arena32's (the smallest that keeps every measured model at
