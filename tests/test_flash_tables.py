@@ -6,7 +6,9 @@ chosen library's runtime + the model's ops from that table.
 
 Opt-in: TINYGEN_FLASH_M4_BUILDS="TABLE=OUT[,TABLE=OUT...]" (OUT: a library built by
 ``tests/tflm_lib_build.py LIB SRC OUT --target m4``; TABLE: its op table, e.g.
-chirale-2.0.0) re-measures the runtime and one op of each table with arm-none-eabi-gcc
+chirale-2.0.0) re-measures the runtime and one op of each table with arm-none-eabi-gcc;
+with TINYGEN_TFLM_M4_DIR too (a tflite-micro M4 build: the qemu-m4 glue is rendered with it)
+it links a whole firmware on each library and checks the table's figure is not below it
 (docs/verify-tflm.md, "Flash per library").
 """
 
@@ -116,3 +118,20 @@ def test_table_remeasured_for_one_op(table_name: str, out: Path) -> None:
     assert data["runtime_bytes"] == table["runtime_bytes"]
     assert data["ops"][op] == table["ops"][op]
     assert data["int8_ops"].get(op) == table["int8_ops"].get(op)
+
+
+@pytest.mark.skipif(not (_builds() and os.environ.get("TINYGEN_TFLM_M4_DIR")),
+                    reason="TINYGEN_FLASH_M4_BUILDS and TINYGEN_TFLM_M4_DIR (a tflite-micro M4 "
+                    "build, for the qemu-m4 glue) not both set (docs/verify-tflm.md)")
+@pytest.mark.parametrize("table_name,out", _builds() or [("none", Path())])
+def test_table_figure_covers_a_whole_firmware_link(table_name: str, out: Path) -> None:
+    """mean_conv's firmware (qemu-m4 glue + nano33ble's resolver + model) linked on the
+    library: the table's runtime + ops (TFLM alone) is not below the whole link."""
+    model = REPO / "tests" / "data" / "tflm_libs" / "mean_conv_int8.tflite"
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "tflm_flash_measure.py"),
+                           "--library-build", str(out), "--ops-table", table_name,
+                           "--firmware", str(model), "--board", "nano33ble", "--tflm-dir",
+                           os.environ["TINYGEN_TFLM_M4_DIR"]],
+                          capture_output=True, text=True, check=False, timeout=600)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
