@@ -209,12 +209,13 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
 
         report["aot"] = aot_report(model)
     if board is not None:
-        fit_check(report, board.name, ram if ram is not None else board.ram_budget,
-                  flash if flash is not None else board.flash_budget)
         from .model.tflite_file import read_tflite
         from .model.tflm_library import choose, model_features
 
         report["tflm_library"] = choose(board, model_features(read_tflite(model)[1]))
+        fit_check(report, board.name, ram if ram is not None else board.ram_budget,
+                  flash if flash is not None else board.flash_budget,  # its flash table
+                  library=(report["tflm_library"] or {}).get("name"))
     elif ram is not None or flash is not None:
         fit_check(report, "the given budget", ram, flash)
     if as_json:
