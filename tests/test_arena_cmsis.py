@@ -174,3 +174,33 @@ def test_upstream_cmsis_remeasured(name: str, tmp_path: Path) -> None:
 def test_chirale_remeasured(name: str, tmp_path: Path) -> None:
     assert CHIRALE_DIR is not None and REF_DIR is not None
     _remeasure(CHIRALE, REF_DIR, Path(CHIRALE_DIR), name, tmp_path)
+
+
+def test_esp32_with_chirale_gets_at_least_the_m4_figure(tmp_path: Path) -> None:
+    """An ESP32 builds the same Chirale sources (CMSIS-NN as plain C): its arena is not
+    right-sized, but never below the M4 figure of the same library, which covers the old
+    LSTM kernel's Prepare peak (the zoo LSTM: 5,984 B needed on the M4, 64-bit + 5 % gave
+    5,072 B). A small Keras LSTM, converted here."""
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((12, 3)), keras.layers.LSTM(8),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "lstm.keras")
+    np.savez(tmp_path / "lstm.calib.npz",
+             x=np.random.default_rng(0).normal(size=(32, 12, 3)).astype(np.float32))
+    figures = {}
+    for board, source in (("nano33ble", "lstm.keras"), ("esp32dev", "lstm_int8.tflite")):
+        out = tmp_path / board  # the second render takes the int8 model the first converted
+        proc = run_tinygen("render", "--board", board, "--input", "serial", "--labels",
+                           "a,b,c", str(tmp_path / source), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        figures[board] = json.loads((out / "tinygen.json").read_text())["arena"]
+    esp, nano = figures["esp32dev"], figures["nano33ble"]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in (tmp_path / "esp32dev" / "src" /
+                                              "tinygen_ops.cc").read_text()
+    assert esp["bytes"] >= nano["bytes"] > esp["measured"] * 1.05, (esp, nano)
+    assert "Cortex-M4" in esp["margin_rule"]

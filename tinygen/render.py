@@ -219,11 +219,30 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         size = configured_arena(spec.arena_measured)
         rule = (f"{round(ARENA_MARGIN_FRACTION * 100)}% of the measure, rounded up to "
                 f"{ARENA_ALIGN} B")
+        floor = _other_cpu_floor(spec, board)
+        if floor and floor > size:
+            size = floor
+            rule = (f"the same library's computed need on the Cortex-M4 ({size:,} B), above "
+                    f"the measure + {round(ARENA_MARGIN_FRACTION * 100)}% (docs/verify-tflm.md, "
+                    "CMSIS-NN arena)")
     psram = board.arena_placement == "heap" and size > board.arena_max_bytes \
         and board.psram_bytes > 0
     return {"measured": spec.arena_measured, "margin": size - spec.arena_measured,
             "bytes": size, "placement": board.arena_placement, "psram": psram,
             "margin_rule": rule}
+
+
+def _other_cpu_floor(spec: ModelSpec, board: Board) -> int | None:
+    """The board's library's computed need on the CPU it was measured on (another CPU than
+    this board's), rounded up to ARENA_ALIGN; None without one."""
+    from .model.arena_cmsis import arena_cmsis, other_cpu_library
+    from .model.tflite_file import parse_tflite
+
+    key = other_cpu_library(board) if spec.arena_report else None
+    if key is None or spec.arena_report is None:
+        return None
+    need = arena_cmsis(spec.arena_report, parse_tflite(spec.data), key)
+    return -(-need // ARENA_ALIGN) * ARENA_ALIGN if need else None
 
 
 def check_fits(spec: ModelSpec, board: Board, arena: dict[str, Any],

@@ -246,6 +246,20 @@ def cmsis_library(board: Any) -> str | None:
     return None
 
 
+def other_cpu_library(board: Any) -> str | None:
+    """The key measured for the board's library on another CPU (Chirale on an ESP32: the
+    same TFLM and CMSIS-NN sources, built as plain C): not a right-sized figure there, but a
+    floor (e.g. the old LSTM's Prepare peak, above the 64-bit need + 5 %)."""
+    if board.tflm.get("tree"):
+        return None
+    for key, lib in libraries().items():
+        when = lib["applies_to"] or {}
+        if when.get("ops_table") and board.tflm.get("ops_table") == when["ops_table"] \
+                and board.cpu not in when.get("cpus", ()):
+            return key
+    return None
+
+
 def reference_parts(arena: dict[str, Any]) -> tuple[int, int] | None:
     """arena32's two figures, unrounded: what stays allocated and the planning peak."""
     breakdown = arena.get("breakdown")
