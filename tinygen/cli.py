@@ -209,13 +209,22 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
 
         report["aot"] = aot_report(model)
     if board is not None:
-        from .model.tflite_file import read_tflite
-        from .model.tflm_library import choose, model_features
+        import dataclasses
+        import math
 
-        report["tflm_library"] = choose(board, model_features(read_tflite(model)[1]))
+        from .render import load_model_spec, tflm_plan
+
+        # what render would configure for this board: its library, arena and kernels' flash
+        classes = math.prod(report["outputs"][0]["shape"])  # labels do not matter here
+        spec = load_model_spec(model, labels=",".join(f"c{k}" for k in range(classes)),
+                               measure_arena=False)
+        spec = dataclasses.replace(spec, arena_report=report["arena"],
+                                   arena_measured=(report["arena"] or {}).get("bytes", 0))
+        _, report["tflm_library"], _, arena, estimate = tflm_plan(
+            spec, dataclasses.replace(board, engine="tflm"))
         fit_check(report, board.name, ram if ram is not None else board.ram_budget,
-                  flash if flash is not None else board.flash_budget,  # its flash table
-                  library=(report["tflm_library"] or {}).get("name"))
+                  flash if flash is not None else board.flash_budget,
+                  planned=(arena, estimate) if report["arena"] else None)
     elif ram is not None or flash is not None:
         fit_check(report, "the given budget", ram, flash)
     if as_json:

@@ -592,29 +592,40 @@ def render_trees(trees: Sequence[tuple[str, Collection[str] | None]],
     return files
 
 
+def tflm_plan(spec: ModelSpec, board: Board) -> tuple[
+        Board, dict[str, Any] | None, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """What render configures for the TFLM engine: the board with the model's TFLM library
+    (chosen from measured numerics), that choice, the resolver's ops, the arena, and TFLM's
+    flash from the per-op table of that library (upstream's where it has none)."""
+    from .model.tflite_file import parse_tflite
+    from .model.tflm_library import choose, model_features, with_library
+
+    choice = choose(board, model_features(parse_tflite(spec.data)))
+    board = with_library(board, choice)
+    ops = resolver_ops(spec, board)
+    return (board, choice, ops, arena_plan(spec, board),
+            tflm_flash_estimate(ops, board.tflm.get("ops_table")))
+
+
 def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
         dict[str, bytes], dict[str, Any]]:
     """All project files in memory (nothing written), and the manifest."""
     if mode not in MODES:
         raise InputFileError(f"input mode '{mode}' is not available yet",
                              hint=f"modes: {', '.join(MODES)}")
-    library_choice = None
-    if board.engine == "tflm":  # the board's TFLM library for this model (measured numerics)
-        from .model.tflite_file import parse_tflite
-        from .model.tflm_library import choose, model_features, with_library
-
-        library_choice = choose(board, model_features(parse_tflite(spec.data)))
-        board = with_library(board, library_choice)
-    ops = resolver_ops(spec, board) if board.engine == "tflm" else []
+    library_choice: dict[str, Any] | None = None
+    ops: list[dict[str, Any]] = []
+    arena: dict[str, Any] = {}
+    flash: dict[str, Any] = {}
+    if board.engine == "tflm":
+        board, library_choice, ops, arena, flash = tflm_plan(spec, board)
     sensor = sensor_plan(spec, board) if mode == "sensor" else None
     aot = None
     if board.engine == "aot":  # tinygen's own engine: generated C, arena = the plan's peak
         from .aot.project import aot_parts
 
         aot = aot_parts(spec.data, spec.tflite_path.name, spec.sha256)
-    arena = aot.arena(board.arena_placement) if aot else arena_plan(spec, board)
-    # TFLM's flash from the per-op table of the library chosen (upstream's where it has none)
-    flash = {} if aot else tflm_flash_estimate(ops, board.tflm.get("ops_table"))
+        arena = aot.arena(board.arena_placement)
     fit = check_fits(spec, board, arena, aot.engine_flash() if aot else (
         f"TFLM runtime + kernels ({flash['table']})", len(spec.data), flash["bytes"]),
         linker_key=linker_flash.key(board.name, board.engine, board.tflm.get("library"), ops,

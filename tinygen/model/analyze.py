@@ -259,12 +259,15 @@ def tflm_flash(ops: list[dict[str, Any]], library: str | None = None) -> int:
 
 
 def fit_check(report: dict[str, Any], board: str, ram_budget: int | None,
-              flash_budget: int | None, library: str | None = None) -> dict[str, Any]:
+              flash_budget: int | None, library: str | None = None,
+              planned: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Does the model fit a RAM and/or flash budget?  Adds ``report['fit']``.
-    ``library``: the TFLM library's op table name, whose flash table is used."""
+    ``library``: the TFLM library's op table name, whose flash table is used.
+    ``planned``: (arena, flash estimate) as render configures them for a board
+    (render.tflm_plan), instead of the measure + 5 % and the generic kernels."""
     checks = []
     if flash_budget is not None:
-        estimate = tflm_flash_estimate(report["ops"], library)
+        estimate = planned[1] if planned else tflm_flash_estimate(report["ops"], library)
         runtime = estimate["bytes"]
         flash_need = report["flash_bytes"] + runtime
         checks.append({"what": "flash", "need": flash_need, "budget": flash_budget,
@@ -273,11 +276,12 @@ def fit_check(report: dict[str, Any], board: str, ram_budget: int | None,
                                f"model's kernels {runtime:,} (Cortex-M4 -Os, per op, "
                                f"table {estimate['table']})"})
     if ram_budget is not None and report["arena"]:
-        ram_need = configured_arena(report["arena"]["bytes"])
+        ram_need = planned[0]["bytes"] if planned else configured_arena(report["arena"]["bytes"])
+        note = (f"tensor arena as render configures it: {planned[0]['margin_rule']}" if planned
+                else f"tensor arena: {report['arena']['bytes']:,} measured + "
+                     f"{round(ARENA_MARGIN_FRACTION * 100)}%, as render configures")
         checks.append({"what": "ram", "need": ram_need, "budget": ram_budget,
-                       "ok": ram_need <= ram_budget,
-                       "note": f"tensor arena: {report['arena']['bytes']:,} measured + "
-                               f"{round(ARENA_MARGIN_FRACTION * 100)}%, as render configures"})
+                       "ok": ram_need <= ram_budget, "note": note})
     fit = {"board": board, "fits": all(c["ok"] for c in checks), "checks": checks}
     report["fit"] = fit
     return fit
