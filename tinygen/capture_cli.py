@@ -273,6 +273,13 @@ def wire_budget_of(spec: Any, board: Any) -> dict[str, Any]:
     return wire_budget(spec, board.baud)
 
 
+# A sound-triggered device sends nothing while it hears silence: after an emulated stream is
+# handed to QEMU (at once, into its socket buffer), the firmware may still be working through
+# seconds of silence before the next clip, longer on a loaded machine. So the run waits this
+# long for a frame before it takes the stream as used up (it ends at --count anyway).
+TRIGGER_QUIET_S = 15.0
+
+
 def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int, out: Path,
              as_json: bool, counting: _CountingLink, stream_done: Any = lambda: False,
              interactive: bool = True) -> dict[str, Any]:
@@ -308,7 +315,9 @@ def _session(link: Any, info: Any, spec: Any, board: Any, label: str, count: int
     record_windows(link.next_record, info, rec, stream_done=stream_done, on_window=on_window,
                    on_note=lambda s: _progress(f"  {s}"),
                    request=request if getattr(info, "request", False) else None,
-                   request_timeout_s=timeout, quiet_s=timeout if camera else 2.0)
+                   request_timeout_s=timeout,
+                   quiet_s=timeout if camera else TRIGGER_QUIET_S if info.trigger is not None
+                   else 2.0)
     summary = rec.summary(link.decoder.stats.as_dict())
     duration = max(summary["duration_s"], 1e-6)
     summary["throughput"] = {"bytes": counting.bytes_read,
