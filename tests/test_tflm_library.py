@@ -310,3 +310,30 @@ def test_rendered_project_compiles_against_the_chosen_library(library: str,
                                                                  "AddFullyConected"))
     bad = compile_one(typo)
     assert bad.returncode != 0 and "AddFullyConected" in bad.stderr
+
+
+def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path) -> None:
+    """tflm_esp32 and pio-tflite-lib (reference kernels) were measured on the emulated M4: the
+    32-bit reference rule was never below their need on 8 models, and within 5 % on 7
+    (mean_conv: 1.074x). A Nano that gets one of them configures that figure; the recorded
+    rule figures are what arena32 computes today for the repository's models."""
+    from tinygen.model.analyze import analyze
+    from tinygen.model.arena32 import arena32
+
+    libs = libraries()
+    for lib in ("tflm_esp32-2.0.0", "pio-tflite-lib-1.1.1"):
+        measured = libs[lib]["arena_m4"]["models"]
+        assert len(measured) == 8, lib
+        ratios = {m: r["rule32"] / r["need"] for m, r in measured.items()}
+        assert all(r >= 1.0 for r in ratios.values()), ratios
+        assert sum(r <= 1.05 for r in ratios.values()) >= 7, ratios
+    for name, path in (("hello_world", HELLO), ("mean_conv", MEAN_CONV)):
+        rule = arena32(analyze(path)["arena"])
+        assert rule == libs["tflm_esp32-2.0.0"]["arena_m4"]["models"][name]["rule32"], name
+    m, _ = render(tmp_path, "nano33ble", MEAN_CONV, "--labels", "a,b,c,d,e,f,g,h")
+    assert m["tflm_library_choice"]["name"] == "tflm_esp32-2.0.0"
+    assert m["arena"]["bytes"] == 1632  # need there 1,520 B; 64-bit + 5 % would be 2,688 B
+    assert "measured to fit tflm_esp32-2.0.0" in m["arena"]["margin_rule"]
+    _, esp = render(tmp_path / "esp", "esp32dev", MEAN_CONV, "--labels", "a,b,c,d,e,f,g,h")
+    arena = json.loads((esp / "tinygen.json").read_text())["arena"]
+    assert arena["bytes"] > 1632  # an ESP32 was not measured: 64-bit + 5 %

@@ -183,16 +183,19 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
 
 def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
     """The tensor arena to configure: the 32-bit need where the TFLM build is the one the
-    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm), the
+    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm) or a
+    library measured to fit it on the board's CPU (tflm_libs.json ``arena_m4``), the
     CMSIS-NN rule where the build or library is one it is calibrated on (arena_cmsis.py),
     else the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena``
     (rounded up to ARENA_ALIGN)."""
     from .model.arena32 import arena32
     from .model.arena_cmsis import cmsis_library
+    from .model.tflm_library import reference_rule_applies
 
     tree = board.tflm.get("tree") or {}
+    reference = tree.get("kernels") == "reference" or reference_rule_applies(board)
     need32 = arena32(spec.arena_report) if spec.arena_report and spec.arena_override is None \
-        and tree.get("kernels") == "reference" else None
+        and reference else None
     cmsis = cmsis_library(board) if spec.arena_report and spec.arena_override is None \
         else None
     if cmsis is not None:
@@ -213,7 +216,9 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         plan = {"measured": need32, "margin": 0, "bytes": need32, "measured_64bit":
                 spec.arena_measured, "placement": board.arena_placement, "psram": False,
                 "margin_rule": "32-bit need computed from the 64-bit recording, calibrated on "
-                               "the emulated Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"}
+                               "the emulated Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"
+                               + ("" if tree else f"; measured to fit "
+                                  f"{board.tflm.get('ops_table')} there")}
         return plan
     else:
         size = configured_arena(spec.arena_measured)
@@ -619,6 +624,9 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
     flash: dict[str, Any] = {}
     if board.engine == "tflm":
         board, library_choice, ops, arena, flash = tflm_plan(spec, board)
+    elif board.engine != "aot":  # no engine (engine "none": protocol only): no kernels
+        arena = arena_plan(spec, board)
+        flash = tflm_flash_estimate([], board.tflm.get("ops_table"))
     sensor = sensor_plan(spec, board) if mode == "sensor" else None
     aot = None
     if board.engine == "aot":  # tinygen's own engine: generated C, arena = the plan's peak

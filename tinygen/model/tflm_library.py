@@ -178,6 +178,15 @@ def choose(board: Any, op_names: Iterable[str]) -> dict[str, Any] | None:
     return choice
 
 
+def reference_rule_applies(board: Any) -> bool:
+    """Whether the board's chosen library was measured on this CPU to need what the 32-bit
+    reference-kernel rule (tinygen/model/arena32.py) computes (``arena_m4`` in
+    tflm_libs.json: its M4 need per model, docs/verify-tflm.md)."""
+    lib = libraries().get(str(board.tflm.get("ops_table")))
+    measured = (lib or {}).get("arena_m4") or {}
+    return not board.tflm.get("tree") and board.cpu in measured.get("cpus", ())
+
+
 def describe_choice(choice: dict[str, Any]) -> str:
     """One line for render's output: the library, its kernels, why it was chosen."""
     kernels = libraries()[choice["name"]].get("kernels", "").split(" (")[0]
