@@ -74,24 +74,10 @@ def measure(lib_dir: Path, table: str, model: Path, tree: str) -> dict[str, obje
     with tempfile.TemporaryDirectory(prefix="arena-lib-m4-") as tmp:
         work = Path(tmp)
         elf = link(lib_dir, table, model, tree, work)
-        m4 = am.M4(tree, work, os.environ.copy())
-        ok, used = m4.trial(elf, BIG)
-        if not ok:
-            raise RuntimeError(f"{model.name} does not allocate with {BIG} B")
-        bad = (used - 1) // 16 * 16
-        if m4.trial(elf, bad)[0]:
-            raise RuntimeError(f"{model.name} allocates with {bad} B < used {used} B")
-        good = BIG
-        while good - bad > 16:
-            mid = (bad + good) // 2 // 16 * 16
-            if m4.trial(elf, mid)[0]:
-                good = mid
-            else:
-                bad = mid
-        if not all(m4.trial(elf, good + 16 * k)[0] for k in (1, 2, 4, 8)):
-            raise RuntimeError(f"{model.name}: the edge at {good} B is not monotonic")
+        found = am.M4(tree, work, os.environ.copy()).need(model.name, elf, BIG)
     arena = analyze(model)["arena"]
     rule = arena32(arena)
+    used, good = found["m4_used"], found["m4_need"]
     return {"model": model.name, "library": table, "used": used, "need": good,
             "rule32": rule, "rule/need": round((rule or 0) / good, 3),
             "need64": arena["bytes"]}

@@ -178,7 +178,12 @@ class M4:
         return False, 0
 
     def measure(self, name: str, tflite: Path, big: int) -> dict[str, Any]:
-        elf = self.build(name, tflite, big)
+        return self.need(name, self.build(name, tflite, big), big)
+
+    def need(self, name: str, elf: Path, big: int) -> dict[str, Any]:
+        """``m4_used`` (the hello's, with ``big``) and ``m4_need`` (the smallest arena that
+        allocates, 16 B steps, 1-8 steps above re-checked) of a firmware built to read its
+        arena size at boot."""
         ok, used = self.trial(elf, big)
         if not ok:
             raise RuntimeError(f"{name} does not allocate with {big} B")
