@@ -32,7 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 BIG = 262144
 
 
-def link(lib_dir: Path, table: str, model: Path, tree: str, work: Path) -> Path:
+def link(lib_dir: Path, table: str, model: Path, tree: str, work: Path,
+         size_from_uart: bool = True, labels: str | None = None) -> Path:
+    """The qemu-m4 firmware of MODEL linked on the library; ``size_from_uart``: it reads its
+    arena size at boot (for the bisection), else it boots with a large arena."""
     import arena_m4_measure as am
     import tflm_flash_measure as fm
 
@@ -40,7 +43,7 @@ def link(lib_dir: Path, table: str, model: Path, tree: str, work: Path) -> Path:
 
     lib = fm.library_build(lib_dir, table)
     n = math.prod(read_tflite(model)[1].output_tensors()[0].shape)
-    labels = ",".join(f"c{k}" for k in range(n))
+    labels = labels or ",".join(f"c{k}" for k in range(n))
     fm._tinygen("render", "--board", "nano33ble", "--tflm-library", table, str(model),
                 "--labels", labels, "--input", "serial", "--out", str(work / "board"))
     fm._tinygen("render", "--board", "qemu-m4", "--engine", "tflm", "--tflm-dir", tree,
@@ -48,8 +51,9 @@ def link(lib_dir: Path, table: str, model: Path, tree: str, work: Path) -> Path:
     glue = work / "q" / "src"
     for name in ("tinygen_ops.cc", "tinygen_ops.h"):
         shutil.copy(work / "board" / "src" / name, glue / name)
-    main = glue / "main.cpp"
-    main.write_text(main.read_text().replace(am.BOOT, am.BOOT_WITH_SIZE))
+    if size_from_uart:
+        main = glue / "main.cpp"
+        main.write_text(main.read_text().replace(am.BOOT, am.BOOT_WITH_SIZE))
     objs = []
     for src in sorted(p for p in glue.iterdir() if p.suffix in (".c", ".cc", ".cpp")):
         obj = work / f"{src.name}.o"

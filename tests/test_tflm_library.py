@@ -337,3 +337,50 @@ def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path)
     _, esp = render(tmp_path / "esp", "esp32dev", MEAN_CONV, "--labels", "a,b,c,d,e,f,g,h")
     arena = json.loads((esp / "tinygen.json").read_text())["arena"]
     assert arena["bytes"] > 1632  # an ESP32 was not measured: 64-bit + 5 %
+
+
+def _m4_builds() -> dict[str, Path]:
+    import os
+
+    spec = os.environ.get("TINYGEN_FLASH_M4_BUILDS", "")
+    return {i.split("=", 1)[0]: Path(i.split("=", 1)[1]) for i in spec.split(",") if "=" in i}
+
+
+@pytest.mark.slow
+def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
+    """Opt-in (TINYGEN_FLASH_M4_BUILDS with chirale-2.0.0=OUT of tests/tflm_lib_build.py
+    --target m4, and TINYGEN_TFLM_M4_DIR for the qemu-m4 glue): the BasicMotions Keras model
+    converted as render converts it for the Nano, its qemu-m4 firmware linked on Chirale
+    built for the Cortex-M4 (CMSIS-NN's DSP paths, not the host's plain C) with the Nano's
+    resolver, run in QEMU: every output of the 40 test windows equals the tflite-micro
+    interpreter's."""
+    import os
+
+    from arena_lib_m4_measure import link
+
+    from tinygen.boards import load_board
+    from tinygen.emulate import LATENCY_NOTE, Emulator
+    from tinygen.feed import Link
+    from tinygen.validate import load_test_data, project_model, run_validate
+
+    build, tree = _m4_builds().get("chirale-2.0.0"), os.environ.get("TINYGEN_TFLM_M4_DIR")
+    if build is None or not tree:
+        pytest.skip("set TINYGEN_FLASH_M4_BUILDS=chirale-2.0.0=OUT (tests/tflm_lib_build.py "
+                    "chirale SRC OUT --target m4) and TINYGEN_TFLM_M4_DIR")
+    ex = REPO / "examples" / "basicmotions"
+    render(tmp_path, "nano33ble", ex / "model.h5")  # converts with the Nano's recipe
+    tflite = tmp_path / "model_int8.tflite"
+    labels = ",".join(json.loads((tmp_path / "model_int8.json").read_text())["labels"])
+    elf = link(build, "chirale-2.0.0", tflite, tree, tmp_path / "m4", size_from_uart=False,
+               labels=labels)
+    info = project_model(tmp_path / "m4" / "q")
+    test = load_test_data(ex / "test.npz", info.input_shape, info.n_classes, info.input_scale,
+                          info.input_zero_point, None)
+    with Emulator(load_board("qemu-m4"), elf) as emu:
+        link_ = Link(conn=emu.connect(), name="qemu",
+                     alive=lambda: None if emu.alive() else "QEMU stopped")
+        r = run_validate(link_, info, test, emulated=True, latency_note=LATENCY_NOTE,
+                         min_agreement=0.0)
+    print(f"Chirale on the M4: {r['identical']}/{r['n']} identical, max "
+          f"{r['max_abs_error_lsb']} LSB, {r['latency_us']['mean']:.0f} us emulated")
+    assert r["n"] == 40 and r["identical"] == 40 and r["max_abs_error_lsb"] == 0
