@@ -36,7 +36,7 @@ from .model.analyze import (
     tflm_flash_estimate,
 )
 from .model.convert import check_int8_tflite, parse_labels, read_metadata
-from .model.tflite_file import read_tflite
+from .model.tflite_file import TfliteModel, parse_tflite, read_tflite
 
 MANIFEST = "tinygen.json"
 MANIFEST_FORMAT = 1
@@ -181,13 +181,14 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
             for n in sorted(by_name)]
 
 
-def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
+def arena_plan(spec: ModelSpec, board: Board,
+               model: TfliteModel | None = None) -> dict[str, Any]:
     """The tensor arena to configure: the 32-bit need where the TFLM build is the one the
     32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm) or a
     library measured to fit it on the board's CPU (tflm_libs.json ``arena_m4``), the
     CMSIS-NN rule where the build or library is one it is calibrated on (arena_cmsis.py),
     else the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena``
-    (rounded up to ARENA_ALIGN)."""
+    (rounded up to ARENA_ALIGN). ``model``: spec.data already parsed (parsed here if not)."""
     from .model.arena32 import arena32
     from .model.arena_cmsis import cmsis_library
     from .model.tflm_library import reference_rule_applies
@@ -200,9 +201,9 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         else None
     if cmsis is not None:
         from .model.arena_cmsis import arena_cmsis
-        from .model.tflite_file import parse_tflite
 
-        need_cmsis = arena_cmsis(spec.arena_report, parse_tflite(spec.data), cmsis)
+        model = model or parse_tflite(spec.data)
+        need_cmsis = arena_cmsis(spec.arena_report, model, cmsis)
         if need_cmsis is not None:
             return {"measured": need_cmsis, "margin": 0, "bytes": need_cmsis,
                     "measured_64bit": spec.arena_measured, "placement": board.arena_placement,
@@ -224,7 +225,7 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
         size = configured_arena(spec.arena_measured)
         rule = (f"{round(ARENA_MARGIN_FRACTION * 100)}% of the measure, rounded up to "
                 f"{ARENA_ALIGN} B")
-        floor = _other_cpu_floor(spec, board)
+        floor = _other_cpu_floor(spec, board, model)
         if floor and floor > size:
             size = floor
             rule = (f"the same library's computed need on the Cortex-M4 ({size:,} B), above "
@@ -237,16 +238,15 @@ def arena_plan(spec: ModelSpec, board: Board) -> dict[str, Any]:
             "margin_rule": rule}
 
 
-def _other_cpu_floor(spec: ModelSpec, board: Board) -> int | None:
+def _other_cpu_floor(spec: ModelSpec, board: Board, model: TfliteModel | None) -> int | None:
     """The board's library's computed need on the CPU it was measured on (another CPU than
     this board's), rounded up to ARENA_ALIGN; None without one."""
     from .model.arena_cmsis import arena_cmsis, other_cpu_library
-    from .model.tflite_file import parse_tflite
 
     key = other_cpu_library(board) if spec.arena_report else None
     if key is None or spec.arena_report is None:
         return None
-    need = arena_cmsis(spec.arena_report, parse_tflite(spec.data), key)
+    need = arena_cmsis(spec.arena_report, model or parse_tflite(spec.data), key)
     return -(-need // ARENA_ALIGN) * ARENA_ALIGN if need else None
 
 
@@ -602,13 +602,13 @@ def tflm_plan(spec: ModelSpec, board: Board) -> tuple[
     """What render configures for the TFLM engine: the board with the model's TFLM library
     (chosen from measured numerics), that choice, the resolver's ops, the arena, and TFLM's
     flash from the per-op table of that library (upstream's where it has none)."""
-    from .model.tflite_file import parse_tflite
     from .model.tflm_library import choose, model_features, with_library
 
-    choice = choose(board, model_features(parse_tflite(spec.data)))
+    model = parse_tflite(spec.data)  # once: the library choice and the arena rules read it
+    choice = choose(board, model_features(model))
     board = with_library(board, choice)
     ops = resolver_ops(spec, board)
-    return (board, choice, ops, arena_plan(spec, board),
+    return (board, choice, ops, arena_plan(spec, board, model),
             tflm_flash_estimate(ops, board.tflm.get("ops_table")))
 
 

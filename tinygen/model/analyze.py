@@ -259,15 +259,15 @@ def tflm_flash(ops: list[dict[str, Any]], library: str | None = None) -> int:
 
 
 def fit_check(report: dict[str, Any], board: str, ram_budget: int | None,
-              flash_budget: int | None, library: str | None = None,
+              flash_budget: int | None,
               planned: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Does the model fit a RAM and/or flash budget?  Adds ``report['fit']``.
-    ``library``: the TFLM library's op table name, whose flash table is used.
     ``planned``: (arena, flash estimate) as render configures them for a board
-    (render.tflm_plan), instead of the measure + 5 % and the generic kernels."""
+    (render.tflm_plan), instead of the measure + 5 % and the upstream table's generic
+    kernels."""
     checks = []
     if flash_budget is not None:
-        estimate = planned[1] if planned else tflm_flash_estimate(report["ops"], library)
+        estimate = planned[1] if planned else tflm_flash_estimate(report["ops"])
         runtime = estimate["bytes"]
         flash_need = report["flash_bytes"] + runtime
         checks.append({"what": "flash", "need": flash_need, "budget": flash_budget,
