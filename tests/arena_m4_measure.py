@@ -177,6 +177,15 @@ class M4:
                 time.sleep(0.02)
         return False, 0
 
+    def recheck(self, name: str, tflite: Path, big: int, figure: int,
+                need: int) -> tuple[bool, int, bool]:
+        """A recorded measurement again: (allocates with ``figure``, ``used`` with ``big``,
+        allocates with ``need`` - 16)."""
+        elf = self.build(name, tflite, big)
+        with_figure = self.trial(elf, figure)[0]
+        ok, used = self.trial(elf, big)
+        return with_figure, used if ok else 0, self.trial(elf, need - 16)[0]
+
     def measure(self, name: str, tflite: Path, big: int) -> dict[str, Any]:
         return self.need(name, self.build(name, tflite, big), big)
 

@@ -100,9 +100,9 @@ def test_m4_measurements_recomputed(name: str, tmp_path: Path) -> None:
     m4 = M4(M4_DIR, tmp_path, env)
     figure = arena32(record["arena"])
     assert figure is not None
-    big = big_arena(record["arena"]["bytes"])
-    elf = m4.build(name, REPO_MODELS[name], big)
-    assert m4.trial(elf, figure)[0], f"{name} does not allocate with the rendered {figure} B"
-    ok, used = m4.trial(elf, big)
-    assert ok and used == record["m4_used"]
-    assert not m4.trial(elf, record["m4_need"] - 16)[0]
+    with_figure, used, below_need = m4.recheck(name, REPO_MODELS[name],
+                                               big_arena(record["arena"]["bytes"]), figure,
+                                               record["m4_need"])
+    assert with_figure, f"{name} does not allocate with the rendered {figure} B"
+    assert used == record["m4_used"]
+    assert not below_need

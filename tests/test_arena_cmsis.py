@@ -149,12 +149,12 @@ def _remeasure(key: str, tree: str, chirale: Path | None, name: str, tmp_path: P
     m4 = M4(tree, tmp_path, env, chirale)
     figure = ac.arena_cmsis(ref["arena"], parse_tflite(REPO_MODELS[name].read_bytes()), key)
     assert figure is not None
-    big = big_arena(ref["arena"]["bytes"])
-    elf = m4.build(name, REPO_MODELS[name], big)
-    assert m4.trial(elf, figure)[0], f"{name} does not allocate with the rendered {figure} B"
-    ok, used = m4.trial(elf, big)
-    assert ok and used == record["m4_used"]
-    assert not m4.trial(elf, record["m4_need"] - 16)[0]
+    with_figure, used, below_need = m4.recheck(name, REPO_MODELS[name],
+                                               big_arena(ref["arena"]["bytes"]), figure,
+                                               record["m4_need"])
+    assert with_figure, f"{name} does not allocate with the rendered {figure} B"
+    assert used == record["m4_used"]
+    assert not below_need
 
 
 @pytest.mark.slow
