@@ -67,11 +67,10 @@ def struct_savings(breakdown: list[dict[str, Any]]) -> int:
     return saved
 
 
-def arena32(arena: dict[str, Any], constants: dict[str, Any] | None = None) -> int | None:
-    """The arena a 32-bit MCU needs for a model, from its 64-bit measure (``analyze``'s
-    ``arena`` dict: ``bytes``, ``recorded_bytes`` and ``breakdown``); None when the measure
-    has no breakdown (a sidecar written before it existed). ``constants``: the calibration
-    (default: tinygen/data/arena_m4.json)."""
+def parts(arena: dict[str, Any], constants: dict[str, Any] | None = None
+          ) -> tuple[int, int] | None:
+    """The rule's two figures, unrounded: what stays allocated (``used32``) and the planning
+    peak; None when the measure has no breakdown."""
     breakdown = arena.get("breakdown")
     if not breakdown or not arena.get("recorded_bytes"):
         return None
@@ -80,7 +79,16 @@ def arena32(arena: dict[str, Any], constants: dict[str, Any] | None = None) -> i
     tensors = sum(int(b["count"]) for b in breakdown if b["type"] == "TfLiteEvalTensor data")
     used = int(arena["recorded_bytes"]) - saved - int(c["used_saving"])
     planning = int(arena["bytes"]) - saved - PLAN_INFO_SAVING * tensors - int(c["plan_saving"])
-    return -(-max(used, planning) // ALIGN) * ALIGN
+    return used, planning
+
+
+def arena32(arena: dict[str, Any], constants: dict[str, Any] | None = None) -> int | None:
+    """The arena a 32-bit MCU needs for a model, from its 64-bit measure (``analyze``'s
+    ``arena`` dict: ``bytes``, ``recorded_bytes`` and ``breakdown``); None when the measure
+    has no breakdown (a sidecar written before it existed). ``constants``: the calibration
+    (default: tinygen/data/arena_m4.json)."""
+    figures = parts(arena, constants)
+    return None if figures is None else -(-max(figures) // ALIGN) * ALIGN
 
 
 def calibrate(models: list[dict[str, Any]]) -> dict[str, int]:

@@ -32,7 +32,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .arena32 import ALIGN, PLAN_INFO_SAVING, calibration, struct_savings
+from .arena32 import ALIGN, parts
 from .tflite_file import Operator, Tensor, TfliteModel
 
 DATA = "data/arena_cmsis.json"
@@ -260,33 +260,20 @@ def other_cpu_library(board: Any) -> str | None:
     return None
 
 
-def reference_parts(arena: dict[str, Any]) -> tuple[int, int] | None:
-    """arena32's two figures, unrounded: what stays allocated and the planning peak."""
-    breakdown = arena.get("breakdown")
-    if not breakdown or not arena.get("recorded_bytes"):
-        return None
-    c = calibration()
-    saved = struct_savings(breakdown)
-    tensors = sum(int(b["count"]) for b in breakdown if b["type"] == "TfLiteEvalTensor data")
-    used = int(arena["recorded_bytes"]) - saved - int(c["used_saving"])
-    planning = int(arena["bytes"]) - saved - PLAN_INFO_SAVING * tensors - int(c["plan_saving"])
-    return used, planning
-
-
 def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> int | None:
     """The figure without the library's constant: the reference figures plus the library's
     parts (cmsis_extra) and its planning-peak offset; with an LSTM, at least the persistent
     part (what stays allocated less the planned head) plus the library's LSTM Prepare peak
     (``lstm_prepare_peak``: the temporaries its LSTM kernel holds while it prepares)."""
-    parts = reference_parts(arena)
-    if parts is None:
+    figures = parts(arena)  # the reference rule's two, unrounded (arena32.parts)
+    if figures is None:
         return None
     rules = libraries()[library].get("rules", {})
     extra = cmsis_extra(model, library, arena["breakdown"])
     added = extra["persistent"] + extra["head"]
     lstm = any(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
                for op in model.main.operators)
-    used, planning = align(parts[0]), align(parts[1])  # as arena32 rounds them
+    used, planning = align(figures[0]), align(figures[1])  # as arena32 rounds them
     figure = max(used + added, planning + added + int(rules.get("plan_offset", 0)))
     if lstm and rules.get("lstm_prepare_peak"):
         figure = max(figure, used + added - extra["planned_head"]
