@@ -16,8 +16,9 @@ below it).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .graph import Graph
 
@@ -151,7 +152,7 @@ def plan_memory(graph: Graph, scratch: dict[int, int] | None = None) -> Plan:
     best: list[int] | None = None
     best_peak = 0
     for order in _orders(buffers):
-        offsets = _place(order)
+        offsets = place_first_fit(order)
         peak = max((off + b.size for off, b in zip(offsets, order)), default=0)
         if best is None or peak < best_peak:
             best, best_peak = [0] * len(buffers), peak
@@ -188,9 +189,21 @@ def _orders(buffers: list[Buffer]) -> Iterator[list[Buffer]]:
         yield order
 
 
-def _place(order: list[Buffer]) -> list[int]:
+class Span(Protocol):
+    """What first-fit placement reads of a buffer: its bytes and its first and last step."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def first(self) -> int: ...
+    @property
+    def last(self) -> int: ...
+
+
+def place_first_fit(order: Sequence[Span]) -> list[int]:
     """Each buffer at the lowest aligned offset free of every placed buffer whose lifetime
-    overlaps its own."""
+    overlaps its own (TFLM's greedy planner places its buffers this way, largest first:
+    tinygen.model.arena_cmsis.greedy_plan)."""
     offsets: list[int] = []
     ends = [_align(b.size) for b in order]
     for i, buf in enumerate(order):

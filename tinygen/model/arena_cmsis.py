@@ -63,27 +63,13 @@ class Buffer:
 def greedy_plan(buffers: list[Buffer]) -> int:
     """The head size TFLM's greedy planner gives these buffers: largest first (ties: the
     later-added one first), each at the lowest offset clear of every placed buffer whose
-    lifetime overlaps its own."""
-    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, -i))
-    placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last) by offset
-    top = 0
-    for i in order:
-        b = buffers[i]
-        offset = 0
-        for p_off, p_size, p_first, p_last in placed:
-            if p_first > b.last or p_last < b.first:
-                continue
-            if p_off - offset >= b.size:
-                break
-            offset = max(offset, p_off + p_size)
-        at = len(placed)
-        for k, p in enumerate(placed):
-            if p[0] > offset:
-                at = k
-                break
-        placed.insert(at, (offset, b.size, b.first, b.last))
-        top = max(top, offset + b.size)
-    return top
+    lifetime overlaps its own (the AOT planner's first-fit placement; sizes are already
+    16-aligned, so its 4-byte alignment changes nothing)."""
+    from ..aot.plan import place_first_fit
+
+    order = [buffers[i] for i in sorted(range(len(buffers)),
+                                        key=lambda i: (-buffers[i].size, -i))]
+    return max((off + b.size for off, b in zip(place_first_fit(order), order)), default=0)
 
 
 def tensor_bytes(t: Tensor) -> int:
