@@ -143,3 +143,11 @@ def compile_for_cortex_m4f(source: Path, out_dir: Path) -> Path:
     subprocess.run(["arm-none-eabi-gcc", *C99_STRICT, *CORTEX_M4F, f"-I{source.parent}", "-c",
                     str(source), "-o", str(obj)], check=True)
     return obj
+
+
+def m4_library_builds() -> list[tuple[str, Path]]:
+    """TINYGEN_FLASH_M4_BUILDS="TABLE=OUT[,...]": board libraries built for the Cortex-M4 by
+    tests/tflm_lib_build.py --target m4, each with its op table's name (e.g. chirale-2.0.0)."""
+    spec = os.environ.get("TINYGEN_FLASH_M4_BUILDS", "")
+    return [(item.split("=", 1)[0], Path(item.split("=", 1)[1]))
+            for item in spec.split(",") if "=" in item]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_tinygen
+from cpp_build import m4_library_builds
 
 from tinygen.boards import load_board
 from tinygen.model.analyze import (
@@ -99,15 +100,9 @@ def test_render_fit_uses_the_chosen_librarys_table(tmp_path: Path) -> None:
     assert m["fit"]["flash_need_bytes"] == m["model_bytes"] + runtime + reserved
 
 
-def _builds() -> list[tuple[str, Path]]:
-    spec = os.environ.get("TINYGEN_FLASH_M4_BUILDS", "")
-    return [(item.split("=", 1)[0], Path(item.split("=", 1)[1]))
-            for item in spec.split(",") if "=" in item]
-
-
-@pytest.mark.skipif(not _builds(), reason="TINYGEN_FLASH_M4_BUILDS not set (TABLE=OUT of "
+@pytest.mark.skipif(not m4_library_builds(), reason="TINYGEN_FLASH_M4_BUILDS not set (TABLE=OUT of "
                     "tests/tflm_lib_build.py --target m4; docs/verify-tflm.md)")
-@pytest.mark.parametrize("table_name,out", _builds() or [("none", Path())])
+@pytest.mark.parametrize("table_name,out", m4_library_builds() or [("none", Path())])
 def test_table_remeasured_for_one_op(table_name: str, out: Path) -> None:
     table = flash_table(f"m4-{table_name}")
     op = "CONV_2D"
@@ -120,10 +115,10 @@ def test_table_remeasured_for_one_op(table_name: str, out: Path) -> None:
     assert data["int8_ops"].get(op) == table["int8_ops"].get(op)
 
 
-@pytest.mark.skipif(not (_builds() and os.environ.get("TINYGEN_TFLM_M4_DIR")),
+@pytest.mark.skipif(not (m4_library_builds() and os.environ.get("TINYGEN_TFLM_M4_DIR")),
                     reason="TINYGEN_FLASH_M4_BUILDS and TINYGEN_TFLM_M4_DIR (a tflite-micro M4 "
                     "build, for the qemu-m4 glue) not both set (docs/verify-tflm.md)")
-@pytest.mark.parametrize("table_name,out", _builds() or [("none", Path())])
+@pytest.mark.parametrize("table_name,out", m4_library_builds() or [("none", Path())])
 def test_table_figure_covers_a_whole_firmware_link(table_name: str, out: Path) -> None:
     """mean_conv's firmware (qemu-m4 glue + nano33ble's resolver + model) linked on the
     library: the table's runtime + ops (TFLM alone) is not below the whole link."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, assert_user_error, run_tinygen
-from cpp_build import HOST_LIBRARIES
+from cpp_build import HOST_LIBRARIES, m4_library_builds
 
 from tinygen.boards import load_board
 from tinygen.errors import BoardError
@@ -339,13 +339,6 @@ def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path)
     assert arena["bytes"] > 1632  # an ESP32 was not measured: 64-bit + 5 %
 
 
-def _m4_builds() -> dict[str, Path]:
-    import os
-
-    spec = os.environ.get("TINYGEN_FLASH_M4_BUILDS", "")
-    return {i.split("=", 1)[0]: Path(i.split("=", 1)[1]) for i in spec.split(",") if "=" in i}
-
-
 @pytest.mark.slow
 def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
     """Opt-in (TINYGEN_FLASH_M4_BUILDS with chirale-2.0.0=OUT of tests/tflm_lib_build.py
@@ -363,7 +356,8 @@ def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
     from tinygen.feed import Link
     from tinygen.validate import load_test_data, project_model, run_validate
 
-    build, tree = _m4_builds().get("chirale-2.0.0"), os.environ.get("TINYGEN_TFLM_M4_DIR")
+    build = dict(m4_library_builds()).get("chirale-2.0.0")
+    tree = os.environ.get("TINYGEN_TFLM_M4_DIR")
     if build is None or not tree:
         pytest.skip("set TINYGEN_FLASH_M4_BUILDS=chirale-2.0.0=OUT (tests/tflm_lib_build.py "
                     "chirale SRC OUT --target m4) and TINYGEN_TFLM_M4_DIR")
