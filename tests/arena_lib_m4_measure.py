@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -54,19 +53,7 @@ def link(lib_dir: Path, table: str, model: Path, tree: str, work: Path,
     if size_from_uart:
         main = glue / "main.cpp"
         main.write_text(main.read_text().replace(am.BOOT, am.BOOT_WITH_SIZE))
-    objs = []
-    for src in sorted(p for p in glue.iterdir() if p.suffix in (".c", ".cc", ".cpp")):
-        obj = work / f"{src.name}.o"
-        c = src.suffix == ".c"
-        subprocess.run(["arm-none-eabi-gcc" if c else "arm-none-eabi-g++",
-                        *(fm.CFLAGS if c else fm.CXXFLAGS), "-DF_CPU=25000000L",
-                        "-DTINYGEN_BOARD_QEMU_M4", *lib.compile_flags, f"-I{glue}", "-c",
-                        str(src), "-o", str(obj)], check=True)
-        objs.append(str(obj))
-    elf = work / "firmware.elf"
-    subprocess.run(["arm-none-eabi-g++", *fm.LDFLAGS, "-T", str(work / "q" / fm.QEMU_LDSCRIPT),
-                    *objs, *lib.link_args, "-lm", "-o", str(elf)], check=True)
-    return elf
+    return fm.link_qemu_glue(lib, work / "q", work)
 
 
 def measure(lib_dir: Path, table: str, model: Path, tree: str) -> dict[str, object]:

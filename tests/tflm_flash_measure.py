@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,26 @@ def _tinygen(*args: str) -> dict[str, object]:
     return manifest
 
 
+def link_qemu_glue(lib: LibraryBuild, project: Path, work: Path) -> Path:
+    """A rendered qemu-m4 project's sources (``project``/src: its glue, resolver and model)
+    compiled against the library's headers and linked with it and the qemu-m4 linker script;
+    returns the ELF."""
+    glue = project / "src"
+    objs = []
+    for src in sorted(p for p in glue.iterdir() if p.suffix in (".c", ".cc", ".cpp")):
+        obj = work / f"{src.name}.o"
+        flags = CFLAGS if src.suffix == ".c" else CXXFLAGS
+        compiler = "arm-none-eabi-gcc" if src.suffix == ".c" else "arm-none-eabi-g++"
+        subprocess.run([compiler, *flags, "-DF_CPU=25000000L", "-DTINYGEN_BOARD_QEMU_M4",
+                        *lib.compile_flags, f"-I{glue}", "-c", str(src), "-o", str(obj)],
+                       check=True)
+        objs.append(str(obj))
+    elf = work / "firmware.elf"
+    subprocess.run(["arm-none-eabi-g++", *LDFLAGS, "-T", str(project / QEMU_LDSCRIPT),
+                    *objs, *lib.link_args, "-lm", "-o", str(elf)], check=True)
+    return elf
+
+
 def firmware_check(lib: LibraryBuild, table_name: str, model: Path, board: str,
                    tflm_dir: Path) -> int:
     """Whole firmware (qemu-m4 glue + BOARD's resolver + model) linked on the library, against
@@ -190,22 +211,8 @@ def firmware_check(lib: LibraryBuild, table_name: str, model: Path, board: str,
         tflite = model if model.suffix == ".tflite" else work / str(m["model_file"])
         _tinygen("render", "--board", "qemu-m4", "--engine", "tflm", "--tflm-dir",
                  str(tflm_dir), str(tflite), "--out", str(work / "q"))
-        glue = work / "q" / "src"
-        sources = [p for p in sorted(glue.iterdir()) if p.suffix in (".c", ".cc", ".cpp")
-                   and p.name != "tinygen_ops.cc"] + [work / "board" / "src" / "tinygen_ops.cc"]
-        objs = []
-        for src in sources:
-            obj = work / f"{src.name}.o"
-            flags = CFLAGS if src.suffix == ".c" else CXXFLAGS
-            compiler = "arm-none-eabi-gcc" if src.suffix == ".c" else "arm-none-eabi-g++"
-            subprocess.run([compiler, *flags, "-DF_CPU=25000000L", "-DTINYGEN_BOARD_QEMU_M4",
-                            *lib.compile_flags, f"-I{glue}", "-c", str(src), "-o", str(obj)],
-                           check=True)
-            objs.append(str(obj))
-        elf = work / "firmware.elf"
-        subprocess.run(["arm-none-eabi-g++", *LDFLAGS, "-T", str(work / "q" / QEMU_LDSCRIPT),
-                        *objs, *lib.link_args, "-lm", "-o", str(elf)], check=True)
-        linked = flash_of_elf(elf)
+        shutil.copy(work / "board" / "src" / "tinygen_ops.cc", work / "q" / "src")
+        linked = flash_of_elf(link_qemu_glue(lib, work / "q", work))
     ops = m["ops"]
     assert isinstance(ops, list)
     estimate = tflm_flash_estimate(ops, table_name)
