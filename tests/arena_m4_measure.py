@@ -135,25 +135,18 @@ class M4:
         src = out / "src"
         for f in ("tinygen_ops.cc", "tinygen_ops.h"):
             shutil.copy(board_out / "src" / f, src / f)
+        import tflm_flash_measure as fm
+
         objs = self.work / f"{name}-obj"
         objs.mkdir(exist_ok=True)
         lib = self.chirale / "src"
-        flags = [*CHIRALE_CPU, "-Os", "-ffunction-sections", "-fdata-sections",
-                 "-DARDUINO=10607", f"-I{lib}", f"-I{lib}/third_party/flatbuffers/include",
-                 f"-I{lib}/third_party/gemmlowp", f"-I{lib}/third_party/ruy", f"-I{src}"]
-        for f in sorted(src.glob("*.c*")):
-            cxx = f.suffix != ".c"
-            cmd = (["arm-none-eabi-g++", *flags, "-std=gnu++17", "-fno-exceptions", "-fno-rtti",
-                    "-fno-threadsafe-statics"] if cxx else ["arm-none-eabi-gcc", *flags,
-                                                            "-std=gnu11"])
-            subprocess.run([*cmd, "-c", str(f), "-o", str(objs / f"{f.name}.o")], check=True)
-        elf = self.work / f"{name}.elf"
-        subprocess.run(["arm-none-eabi-g++", *CHIRALE_CPU, "-Os", "--specs=nano.specs",
-                        "--specs=nosys.specs", "-Wl,--gc-sections", "-T",
-                        str(out / "platform" / "ldscripts" / "mps2-an386.ld"),
-                        *map(str, sorted(objs.glob("*.o"))),
-                        *map(str, sorted((self.chirale / "obj").glob("*.o"))), "-lm", "-o",
-                        str(elf)], check=True)
+        chirale = fm.LibraryBuild(
+            name="chirale-2.0.0 (hand build)", methods={}, int8={},
+            compile_flags=["-DARDUINO=10607", f"-I{lib}",
+                           f"-I{lib}/third_party/flatbuffers/include",
+                           f"-I{lib}/third_party/gemmlowp", f"-I{lib}/third_party/ruy"],
+            link_args=[str(p) for p in sorted((self.chirale / "obj").glob("*.o"))])
+        elf = fm.link_qemu_glue(chirale, out, objs)
         return elf
 
     def trial(self, elf: Path, size: int) -> tuple[bool, int]:
