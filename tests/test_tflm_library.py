@@ -129,15 +129,15 @@ def test_arduino_boards_convert_for_what_their_libraries_run_exactly() -> None:
         board = load_board(name)
         assert not any(PER_CHANNEL_FC in libs[n]["exact_ops"] for n in candidates(board))
         recipe = conversion_for(board)
-        assert recipe is not None and recipe["dense"] == "per-tensor", name
-        assert recipe["global_average"] == "average-pool"
-        assert "do not run per-channel FULLY_CONNECTED exactly" in recipe["chosen_for"]
-        assert "chirale-2.0.0's MEAN differs" in recipe["chosen_for"]
+        assert recipe["dense"][0] == "per-tensor", name
+        assert recipe["global_average"][0] == "average-pool"
+        assert "do not run per-channel FULLY_CONNECTED exactly" in recipe["dense"][1]
+        assert "chirale-2.0.0's MEAN differs" in recipe["global_average"][1]
         forced = conversion_for(with_override(name, "tflm_esp32-2.0.0"))
-        assert forced == {"dense": "per-tensor", "chosen_for": "tflm_esp32-2.0.0 does not "
-                          "run per-channel FULLY_CONNECTED exactly (docs/verify-tflm.md)"}
-    assert conversion_for(load_board("qemu-m4")) is None
-    assert conversion_for(dataclasses.replace(load_board("nano33ble"), engine="aot")) is None
+        why = "tflm_esp32-2.0.0 does not run per-channel FULLY_CONNECTED exactly"
+        assert forced == {"dense": ("per-tensor", why)}
+    assert conversion_for(load_board("qemu-m4")) == {}
+    assert conversion_for(dataclasses.replace(load_board("nano33ble"), engine="aot")) == {}
     for lib, suffixes in (("tflm_esp32-2.0.0", ("_per_tensor", "_average_pool")),
                           ("pio-tflite-lib-1.1.1", ("_per_tensor", "_average_pool")),
                           ("chirale-2.0.0", ("_average_pool",))):

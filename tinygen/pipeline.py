@@ -23,20 +23,32 @@ def model_spec_for(model: Path, opts: ConvertOptions, progress: Callable[[str], 
     (``<project parent>/<model>_int8.tflite``), not into the current directory. With
     ``engine="aot"`` a .tflite is not probed for a TFLM arena (the plan is the arena).
     ``board``: a Keras model is converted the way that board's TFLM libraries run exactly
-    (tinygen.model.tflm_library.conversion_for) unless the options say how."""
+    (tinygen.model.tflm_library.conversion_for) where the options do not say how."""
     mf = identify(model)
-    if board is not None and opts.dense is None and opts.global_average is None:
-        from .model.tflm_library import conversion_for
-
-        recipe = conversion_for(board)
-        if recipe:
-            opts = dataclasses.replace(opts, dense=recipe.get("dense"),
-                                       global_average=recipe.get("global_average"),
-                                       chosen_for=recipe["chosen_for"])
     if mf.kind == "tflite":
         check_tflite_options(dataclasses.replace(opts, calib=None))  # render: --calib ignored
         return load_model_spec(model, labels=opts.labels, measure_arena=engine != "aot")
+    if board is not None:
+        opts = for_board(opts, board, mf.kind)
     if opts.out is None and project_dir is not None:
         opts = dataclasses.replace(opts, out=project_dir.parent / default_out(model).name)
     result = convert(model, opts, progress)
     return load_model_spec(result.tflite_path)
+
+
+def for_board(opts: ConvertOptions, board: Any, kind: str) -> ConvertOptions:
+    """The options with the board's conversion recipe for what the user left unset (each
+    option on its own: ``--dense-weights`` given still lets the board choose the pooling).
+    A SavedModel's layers cannot be rewritten, so it keeps MEAN."""
+    from .model.tflm_library import conversion_for
+
+    chosen = {k: v for k, v in conversion_for(board).items() if getattr(opts, k) is None
+              and not (k == "global_average" and kind == "savedmodel")}
+    if not chosen:
+        return opts
+    value = {k: v for k, (v, _) in chosen.items()}
+    return dataclasses.replace(
+        opts, dense=value.get("dense", opts.dense),
+        global_average=value.get("global_average", opts.global_average),
+        chosen_for=" and ".join(why for _, why in chosen.values()) + " (docs/verify-tflm.md)",
+        board_chose=tuple(chosen))

@@ -42,7 +42,8 @@ class ConvertOptions:
     input_spec: Path | None = None  # default: MODEL.input.json beside the model
     dense: str | None = None  # Dense weights: "per-channel" (default) or "per-tensor"
     global_average: str | None = None  # "mean" (default) or "average-pool" (model.pooling)
-    chosen_for: str | None = None  # why, when the board chose dense/global_average (not flags)
+    chosen_for: str | None = None  # why the board chose the options in board_chose
+    board_chose: tuple[str, ...] = ()  # "dense", "global_average": set by the board, not flags
 
 
 @dataclass
@@ -162,14 +163,26 @@ def check_int8_tflite(model: TfliteModel, name: str) -> None:
 
 def check_tflite_options(opts: ConvertOptions) -> None:
     """InputFileError for a quantization flag given with an int8 .tflite (used as it is)."""
-    board_chose = opts.chosen_for is not None
     for flag, given in (("--calib", opts.calib),
-                        ("--dense-weights", opts.dense and not board_chose),
-                        ("--global-average", opts.global_average and not board_chose)):
+                        ("--dense-weights", opts.dense and "dense" not in opts.board_chose),
+                        ("--global-average", opts.global_average
+                         and "global_average" not in opts.board_chose)):
         if given:
             raise InputFileError(f"{flag} has no effect on a .tflite input",
                                  hint="an int8 .tflite is used as it is; pass the Keras "
                                       "model to quantize it again")
+
+
+def pooled_layers(float_model: Any, opts: ConvertOptions, progress: Progress) -> list[str]:
+    """The global average pooling layers converted as AVERAGE_POOL_2D: those of a Keras model
+    when ``--global-average average-pool`` (or the board) asks."""
+    if opts.global_average != "average-pool":
+        return []
+    names: list[str] = float_model.average_pool_layers()
+    if not names and "global_average" not in opts.board_chose:
+        progress("--global-average average-pool: the model has no GlobalAveragePooling layer "
+                 "to rewrite (or it uses masking): its ops stay as they are")
+    return names
 
 
 def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> ConvertResult:
@@ -195,6 +208,11 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         calibration = {"source": "already int8", "samples": None}
         progress(f"validated int8 model {mf.path.name}")
     else:
+        if mf.kind == "savedmodel" and opts.global_average == "average-pool" \
+                and "global_average" not in opts.board_chose:
+            raise InputFileError("--global-average average-pool needs a Keras model "
+                                 "(.h5/.keras): a SavedModel's graph is converted as it is",
+                                 hint="pass the Keras model, or leave the flag out")
         calib_spec = find_calibration(mf, opts.calib)
         from .source import load_float_model
 
@@ -211,17 +229,17 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
             progress(msg)
         progress(f"quantizing to int8 with {len(samples.x)} calibration samples "
                  f"from {samples.source}")
+        pooled = pooled_layers(float_model, opts, progress)
         recipe = [what for what, on in (
             ("Dense weights per-tensor", opts.dense == "per-tensor"),
-            ("global average pooling as AVERAGE_POOL_2D", opts.global_average == "average-pool"))
-            if on]
+            (f"{', '.join(pooled)} as AVERAGE_POOL_2D", pooled)) if on]
         if recipe:
             progress(f"{' and '.join(recipe)}"
                      + (f", because {opts.chosen_for}" if opts.chosen_for else ""))
         from .quantize import quantize_int8
 
         data = quantize_int8(float_model, samples, per_tensor_dense=opts.dense == "per-tensor",
-                             average_pool=opts.global_average == "average-pool")
+                             average_pool=bool(pooled))
         tfl = parse_tflite(data)
         calibration = {"source": samples.source, "samples": len(samples.x)}
     require_tflm_ops(tfl, mf.path.name,
@@ -271,7 +289,8 @@ def convert(model_path: Path, opts: ConvertOptions, progress: Progress) -> Conve
         "calibration": calibration,
         "recipe": None if float_model is None else  # how the float model was converted
         {"dense_weights": opts.dense or "per-channel",
-         "global_average": opts.global_average or "mean", "chosen_for": opts.chosen_for},
+         "global_average": "average-pool" if pooled else "mean", "average_pooled": pooled,
+         "board_chose": list(opts.board_chose), "chosen_for": opts.chosen_for},
         "evaluation": evaluation,
     }
     meta_path = metadata_path_for(out)

@@ -86,6 +86,17 @@ class FloatModel:
             walk(self._keras)
         return names
 
+    def average_pool_layers(self) -> list[str]:
+        """The layers ``converter(average_pool=True)`` rewrites (tinygen.model.pooling):
+        none for a SavedModel, or a model with masking."""
+        if self._keras is None:
+            return []
+        from .pooling import global_average_layer_names
+        from .recurrent import uses_masks
+
+        names = global_average_layer_names(self._keras)
+        return [] if not names or uses_masks(self._keras.get_config()) else names
+
     @contextlib.contextmanager
     def converter(self, average_pool: bool = False) -> Iterator[Any]:
         """A TFLiteConverter for this model (valid inside the ``with``).

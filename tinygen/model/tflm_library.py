@@ -67,36 +67,31 @@ def candidates(board: Any) -> list[str]:
     return list(board.tflm.get("libraries") or [])
 
 
-def conversion_for(board: Any) -> dict[str, str] | None:
-    """How to convert a Keras model for this board's TFLM library, or None (as the converter
-    does by default). Its TFLM build is one of the board's candidate libraries (or
-    --tflm-library's):
+def conversion_for(board: Any) -> dict[str, tuple[str, str]]:
+    """How to convert a Keras model for this board's TFLM library: option -> (value, why);
+    empty when the converter's defaults do. Its TFLM build is one of the board's candidate
+    libraries (or --tflm-library's):
 
-    - ``dense="per-tensor"`` when none of them was measured exact on per-channel
+    - ``dense: per-tensor`` when none of them was measured exact on per-channel
       FULLY_CONNECTED (one weight scale per Dense layer: they run it exactly);
-    - ``global_average="average-pool"`` when the first (the optimized one) was not measured
+    - ``global_average: average-pool`` when the first (the optimized one) was not measured
       exact on MEAN but was on AVERAGE_POOL_2D (tinygen.model.pooling).
 
-    ``chosen_for`` says why (tflm_libs.json: the ``*_per_tensor`` and ``*_average_pool``
-    models)."""
+    Measured: tflm_libs.json, the ``*_per_tensor`` and ``*_average_pool`` models."""
     if board.engine != "tflm":
-        return None
+        return {}
     names = [board.tflm[OVERRIDE_KEY]] if board.tflm.get(OVERRIDE_KEY) else candidates(board)
     if not names:
-        return None
-    recipe: dict[str, str] = {}
-    why = []
+        return {}
+    recipe: dict[str, tuple[str, str]] = {}
     if not any(PER_CHANNEL_FC in libraries()[n].get("exact_ops", []) for n in names):
-        recipe["dense"] = "per-tensor"
-        why.append(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not run "
-                   "per-channel FULLY_CONNECTED exactly")
+        verb = "does" if len(names) == 1 else "do"
+        why = f"{', '.join(names)} {verb} not run per-channel FULLY_CONNECTED exactly"
+        recipe["dense"] = ("per-tensor", why)
     first = libraries()[names[0]].get("exact_ops", [])
     if "MEAN" not in first and "AVERAGE_POOL_2D" in first:
-        recipe["global_average"] = "average-pool"
-        why.append(f"{names[0]}'s MEAN differs and its AVERAGE_POOL_2D does not")
-    if not recipe:
-        return None
-    recipe["chosen_for"] = " and ".join(why) + " (docs/verify-tflm.md)"
+        why = f"{names[0]}'s MEAN differs and its AVERAGE_POOL_2D does not"
+        recipe["global_average"] = ("average-pool", why)
     return recipe
 
 
@@ -145,6 +140,7 @@ def choose(board: Any, op_names: Iterable[str]) -> dict[str, Any] | None:
     ops = sorted(set(op_names))
     results = [assess(n, ops) for n in names]
     override = board.tflm.get(OVERRIDE_KEY)
+    passed_over: list[str] = []  # exact-first candidates skipped, with why
     if override:
         check_override(board, override)
         pick = next(r for r in results if r["name"] == override)
@@ -156,17 +152,19 @@ def choose(board: Any, op_names: Iterable[str]) -> dict[str, Any] | None:
             skipped = [r["name"] for r in results[:results.index(pick)]]
             reason = (f"first of {', '.join(names)} whose outputs were identical to the "
                       f"TFLM Python interpreter for every op of the model")
-            if skipped:
-                reason += "; not " + ", ".join(
-                    f"{r['name']} (not verified exact: {', '.join(r['unverified'] or r['missing'])})"
-                    for r in results if r["name"] in skipped)
+            passed_over = [f"{r['name']} (not verified exact: "
+                           f"{', '.join(r['unverified'] or r['missing'])})"
+                           for r in results if r["name"] in skipped]
+            if passed_over:
+                reason += "; not " + ", ".join(passed_over)
         else:
             pick = next((r for r in results if not r["missing"] and not r["fails"]),
                         results[0])
             reason = (f"no candidate ({', '.join(names)}) verified exact for "
                       f"{', '.join(ops)}: the first that has every op and runs the model")
     choice = {"name": pick["name"], "reason": reason, "exact": pick["exact"],
-              "candidates": names, "unverified_ops": pick["unverified"]}
+              "candidates": names, "unverified_ops": pick["unverified"],
+              "override": bool(override), "passed_over": passed_over}
     if pick["unverified"]:
         exact_alt = [r["name"] for r in results if r["exact"] and r is not pick]
         choice["warning"] = (
@@ -190,13 +188,12 @@ def reference_rule_applies(board: Any) -> bool:
 def describe_choice(choice: dict[str, Any]) -> str:
     """One line for render's output: the library, its kernels, why it was chosen."""
     kernels = libraries()[choice["name"]].get("kernels", "").split(" (")[0]
-    if choice["reason"].startswith("--tflm-library"):
+    if choice.get("override"):
         why = "as asked"
     elif choice["exact"]:
         why = "measured exact for every op of the model"
-        skipped = choice["reason"].split("; not ", 1)
-        if len(skipped) == 2:
-            why += "; not " + skipped[1]
+        if choice.get("passed_over"):
+            why += "; not " + ", ".join(choice["passed_over"])
     else:
         why = "NOT verified exact for this model (see the warning)"
     return f"{choice['name']} ({kernels} kernels; {why})"
