@@ -18,8 +18,9 @@ tinygen/data/arena_m4.json. Prints the table of docs/verify-tflm.md ("32-bit are
 CMSIS-NN libraries (tinygen/model/arena_cmsis.py; docs/verify-tflm.md, "CMSIS-NN arena"):
 --cmsis KEY prints the table of that library's rule instead and, with --write, stores its
 measurements and constant in tinygen/data/arena_cmsis.json (the tree then is a
-OPTIMIZED_KERNEL_DIR=cmsis_nn build); --chirale DIR measures Chirale_TensorFlowLite (DIR/src,
-DIR/obj: its sources compiled for the M4) linked by hand instead of the tree's library;
+OPTIMIZED_KERNEL_DIR=cmsis_nn build); --chirale measures Chirale_TensorFlowLite instead of the
+tree's library: the chirale-2.0.0 build TINYGEN_FLASH_M4_BUILDS names (tests/tflm_lib_build.py
+chirale SRC OUT --target m4, the build the flash and numerics tests link);
 --rows FILE / --load-rows FILE keep the raw rows / recompute from them without QEMU;
 --opdata-sizes TREE prints the op data sizes the data file tables (arm-none-eabi-g++).
 """
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
 DATA = REPO / "tests" / "data"
 REPO_MODELS = {
     "hello_world": DATA / "tflm" / "hello_world_int8.tflite",
@@ -91,15 +93,22 @@ class M4:
     """The qemu-m4 TFLM firmware of one model, booted once per arena size tried."""
 
     def __init__(self, tree: str, work: Path, env: dict[str, str],
-                 chirale: Path | None = None) -> None:
+                 library: tuple[str, Path] | None = None) -> None:
+        """``library``: (op table, tests/tflm_lib_build.py --target m4 OUT) to link instead of
+        the tree's TFLM (the tree then renders the qemu-m4 glue only)."""
         from tinygen.boards import load_board
         from tinygen.tflm_tree import with_tflm_tree
 
-        self.tree, self.work, self.env, self.chirale = tree, work, env, chirale
+        self.tree, self.work, self.env, self.library = tree, work, env, library
         self.board = with_tflm_tree(dataclasses.replace(load_board("qemu-m4"), engine="tflm"),
                                     Path(tree))
 
     def build(self, name: str, tflite: Path, arena: int) -> Path:
+        if self.library:
+            from arena_lib_m4_measure import link
+
+            table, lib_dir = self.library
+            return link(lib_dir, table, tflite, self.tree, self.work / name)
         out = self.work / name
         shutil.rmtree(out, ignore_errors=True)
         run = subprocess.run([sys.executable, "-m", "tinygen.cli", "render", "--board",
@@ -113,41 +122,11 @@ class M4:
         if text.count(BOOT) != 1:
             raise RuntimeError("the qemu-m4 glue changed: update BOOT in this script")
         main.write_text(text.replace(BOOT, BOOT_WITH_SIZE))
-        if self.chirale:
-            return self.link_chirale(name, tflite, out)
         build = subprocess.run([sys.executable, "-m", "tinygen.cli", "build", str(out)],
                                check=False, capture_output=True, text=True, env=self.env)
         if build.returncode:
             raise RuntimeError(build.stderr[-2000:])
         return out / ".pio" / "build" / "qemu-m4" / "firmware.elf"
-
-    def link_chirale(self, name: str, tflite: Path, out: Path) -> Path:
-        """The rendered qemu-m4 sources, with the op registrations a Chirale board renders
-        (nano33ble), compiled and linked by hand with Chirale's objects (CHIRALE/obj)."""
-        assert self.chirale is not None
-        board_out = self.work / f"{name}-nano33ble"
-        shutil.rmtree(board_out, ignore_errors=True)
-        run = subprocess.run([sys.executable, "-m", "tinygen.cli", "render", "--board",
-                              "nano33ble", str(tflite), "--out", str(board_out), "--arena",
-                              "1024"], check=False, capture_output=True, text=True, env=self.env)
-        if run.returncode:
-            raise RuntimeError(run.stderr)
-        src = out / "src"
-        for f in ("tinygen_ops.cc", "tinygen_ops.h"):
-            shutil.copy(board_out / "src" / f, src / f)
-        import tflm_flash_measure as fm
-
-        objs = self.work / f"{name}-obj"
-        objs.mkdir(exist_ok=True)
-        lib = self.chirale / "src"
-        chirale = fm.LibraryBuild(
-            name="chirale-2.0.0 (hand build)", methods={}, int8={},
-            compile_flags=["-DARDUINO=10607", f"-I{lib}",
-                           f"-I{lib}/third_party/flatbuffers/include",
-                           f"-I{lib}/third_party/gemmlowp", f"-I{lib}/third_party/ruy"],
-            link_args=[str(p) for p in sorted((self.chirale / "obj").glob("*.o"))])
-        elf = fm.link_qemu_glue(chirale, out, objs)
-        return elf
 
     def trial(self, elf: Path, size: int) -> tuple[bool, int]:
         """(allocated, used) booting with ``size`` arena bytes."""
@@ -269,10 +248,21 @@ def sizeof_table(root: Path, includes: list[str], defines: list[str],
     return sizes
 
 
+def chirale_build() -> tuple[str, Path]:
+    """The chirale-2.0.0 M4 build TINYGEN_FLASH_M4_BUILDS names (tests/cpp_build.py)."""
+    from cpp_build import m4_library_builds
+
+    build = dict(m4_library_builds()).get("chirale-2.0.0")
+    if build is None:
+        sys.exit("--chirale: set TINYGEN_FLASH_M4_BUILDS=chirale-2.0.0=OUT "
+                 "(tests/tflm_lib_build.py chirale SRC OUT --target m4)")
+    return "chirale-2.0.0", build
+
+
 def opdata_sizes(tree: Path, chirale: Path | None) -> dict[str, Any]:
     """The op data and struct sizes arena_cmsis.json tables: upstream's reference kernels
     (``tree``: a tflite-micro checkout with its downloads) against the CMSIS-NN library's
-    (the same tree's cmsis_nn kernels, or Chirale's sources)."""
+    (the same tree's cmsis_nn kernels, or Chirale's sources: ``chirale``/src)."""
     dl = "tensorflow/lite/micro/tools/make/downloads"
     up_inc = [f"{dl}/flatbuffers/include", f"{dl}/gemmlowp", f"{dl}/ruy", f"{dl}/cmsis_nn",
               f"{dl}/cmsis_nn/Include", f"{dl}/cmsis/CMSIS/Core/Include"]
@@ -333,25 +323,28 @@ def main() -> int:
     parser.add_argument("--write", action="store_true",
                         help="update tinygen/data/arena_m4.json (with --cmsis: arena_cmsis.json)")
     parser.add_argument("--only", nargs="*", help="model names")
-    parser.add_argument("--chirale", type=Path, metavar="DIR",
-                        help="measure Chirale_TensorFlowLite instead of the tree's TFLM: DIR/src "
-                             "= the library's src/, DIR/obj = its sources compiled for the M4 "
-                             "(docs/verify-tflm.md); the tree still renders the project")
+    parser.add_argument("--chirale", action="store_true",
+                        help="measure Chirale_TensorFlowLite instead of the tree's TFLM: the "
+                             "chirale-2.0.0 build in TINYGEN_FLASH_M4_BUILDS (tests/"
+                             "tflm_lib_build.py --target m4); the tree still renders the glue")
     parser.add_argument("--cmsis", metavar="KEY",
                         help="the build is CMSIS-NN library KEY of tinygen/data/arena_cmsis.json: "
                              "print (and --write) its rule's table and constant")
     parser.add_argument("--rows", type=Path, help="also write the measured rows (JSON) here")
     parser.add_argument("--opdata-sizes", type=Path, metavar="TREE",
                         help="print the op data sizes (JSON) of the CMSIS-NN kernels (TREE's, or "
-                             "--chirale's) against TREE's reference kernels; TREE: a "
+                             "--chirale's sources) against TREE's reference kernels; TREE: a "
                              "tflite-micro checkout with its downloads. Measures nothing else")
     parser.add_argument("--load-rows", type=Path, help="use rows written by --rows, measure none")
     args = parser.parse_args()
     from tinygen.model.arena32 import DATA as DATA_FILE
     from tinygen.model.arena32 import arena32, calibrate
 
+    library = chirale_build() if args.chirale else None
     if args.opdata_sizes:
-        print(json.dumps(opdata_sizes(args.opdata_sizes, args.chirale)))
+        source = json.loads((library[1] / "build.json").read_text())["source"] \
+            if library else None
+        print(json.dumps(opdata_sizes(args.opdata_sizes, Path(source) if source else None)))
         return 0
     if args.write and args.chirale and not args.cmsis:
         sys.exit("--write without --cmsis calibrates the reference-kernel rule: not with "
@@ -364,7 +357,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="arena-m4-") as tmp:
         work = Path(tmp)
         env.setdefault("PLATFORMIO_CORE_DIR", str(work / "pio-core"))
-        m4 = M4(tree, work, env, args.chirale)
+        m4 = M4(tree, work, env, library)
         models = {"gesture": gesture_model(work), **REPO_MODELS}
         if args.zoo:
             models.update({a: args.zoo / f"{a}_int8.tflite" for a in ZOO})

@@ -5,9 +5,10 @@ and needed on the emulated Cortex-M4 for each model (tests/arena_m4_measure.py -
 and the rule's parts as computed then (the 32-bit reference figure, the persistent extra,
 the head's extra). The default run checks the rule against those records and recomputes the
 parts for the repository's models; with TINYGEN_TFLM_M4_CMSIS_DIR (a tflite-micro tree built
-with OPTIMIZED_KERNEL_DIR=cmsis_nn for cortex-m4+fp) or TINYGEN_CHIRALE_M4_DIR (+
-TINYGEN_TFLM_M4_DIR to render; docs/verify-tflm.md, "CMSIS-NN arena") two models are
-re-measured on the M4 and booted with the rendered figure.
+with OPTIMIZED_KERNEL_DIR=cmsis_nn for cortex-m4+fp) or TINYGEN_FLASH_M4_BUILDS naming
+chirale-2.0.0 (the tests/tflm_lib_build.py --target m4 build the flash and numerics tests
+link; + TINYGEN_TFLM_M4_DIR to render the glue; docs/verify-tflm.md, "CMSIS-NN arena") two
+models are re-measured on the M4 and booted with the rendered figure.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from arena_m4_measure import REPO_MODELS, big_arena
 from conftest import run_tinygen
+from cpp_build import m4_library_builds
 
 from tinygen.boards import load_board
 from tinygen.model import arena_cmsis as ac
@@ -29,7 +31,7 @@ from tinygen.model.tflite_file import parse_tflite
 
 MAX_OVER_NEED = 1.05
 CMSIS_DIR = os.environ.get("TINYGEN_TFLM_M4_CMSIS_DIR")
-CHIRALE_DIR = os.environ.get("TINYGEN_CHIRALE_M4_DIR")
+CHIRALE_BUILD = dict(m4_library_builds()).get("chirale-2.0.0")
 REF_DIR = os.environ.get("TINYGEN_TFLM_M4_DIR")
 UPSTREAM = "upstream-90b983c-cmsis_nn"
 CHIRALE = "chirale-2.0.0-cortex-m4"
@@ -139,14 +141,15 @@ def test_qemu_m4_cmsis_tree_renders_the_figure(tmp_path: Path) -> None:
     assert UPSTREAM in arena["margin_rule"] and "CMSIS-NN" in arena["margin_rule"]
 
 
-def _remeasure(key: str, tree: str, chirale: Path | None, name: str, tmp_path: Path) -> None:
+def _remeasure(key: str, tree: str, library: tuple[str, Path] | None, name: str,
+               tmp_path: Path) -> None:
     """Re-measure on the M4: the rendered figure allocates, the same used, need - 16 fails."""
     from arena_m4_measure import M4
 
     record = next(e for e in ac.libraries()[key]["models"] if e["model"] == name)
     ref = next(m for m in calibration()["models"] if m["model"] == name)
     env = dict(os.environ, PLATFORMIO_CORE_DIR=str(tmp_path / "pio"))
-    m4 = M4(tree, tmp_path, env, chirale)
+    m4 = M4(tree, tmp_path, env, library)
     figure = ac.arena_cmsis(ref["arena"], parse_tflite(REPO_MODELS[name].read_bytes()), key)
     assert figure is not None
     with_figure, used, below_need = m4.recheck(name, REPO_MODELS[name],
@@ -167,13 +170,13 @@ def test_upstream_cmsis_remeasured(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (CHIRALE_DIR and REF_DIR),
-                    reason="set TINYGEN_CHIRALE_M4_DIR (Chirale's src/ + obj/ built for the M4) "
-                           "and TINYGEN_TFLM_M4_DIR")
+@pytest.mark.skipif(not (CHIRALE_BUILD and REF_DIR),
+                    reason="set TINYGEN_FLASH_M4_BUILDS=chirale-2.0.0=OUT (tests/"
+                           "tflm_lib_build.py chirale SRC OUT --target m4) and TINYGEN_TFLM_M4_DIR")
 @pytest.mark.parametrize("name", ["hello_world", "micro_speech"])
 def test_chirale_remeasured(name: str, tmp_path: Path) -> None:
-    assert CHIRALE_DIR is not None and REF_DIR is not None
-    _remeasure(CHIRALE, REF_DIR, Path(CHIRALE_DIR), name, tmp_path)
+    assert CHIRALE_BUILD is not None and REF_DIR is not None
+    _remeasure(CHIRALE, REF_DIR, ("chirale-2.0.0", CHIRALE_BUILD), name, tmp_path)
 
 
 def test_esp32_with_chirale_gets_at_least_the_m4_figure(tmp_path: Path) -> None:
