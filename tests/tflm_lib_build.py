@@ -1,12 +1,14 @@
 """Build a fetched Arduino/ESP TFLM library for the host (x86_64 g++), for the tests that
 compare the rendered firmware on that library with the tflite-micro Python interpreter.
 
-    python3 tests/tflm_lib_build.py LIB SRC OUT [--esp-nn DIR] [--target host|m4] [-j 2]
+    python3 tests/tflm_lib_build.py LIB SRC OUT [--esp-nn DIR] [--target host|m4|xtensa] [-j 2]
 
 LIB: chirale | tflm_esp32 | pio-tflite-lib | esp-tflite-micro; SRC: the library's fetched
 folder (the one with library.properties / library.json / CMakeLists.txt); OUT: where
-``libtflm_host.a`` (``libtflm_m4.a`` for --target m4) and ``build.json`` (the flags the
-firmware's sources must be compiled with) go. Then point the test at OUT:
+``libtflm_host.a`` (``libtflm_<target>.a`` for another --target) and ``build.json`` (the flags
+the firmware's sources must be compiled with, and the target) go. One target per OUT: the
+readers (tests/cpp_build.py, tests/tflm_flash_measure.py) read OUT/build.json, so a build
+for another target than the one OUT's build.json records is refused. Then point the test at OUT:
 TINYGEN_CHIRALE_DIR, TINYGEN_TFLM_ESP32_DIR, TINYGEN_PIO_TFLITE_DIR,
 TINYGEN_ESP_TFLITE_MICRO_DIR (tests/cpp_build.py).
 
@@ -19,6 +21,15 @@ esp-tflite-micro's ``esp/micro_time.cc`` (``esp_timer``). Defines: Chirale ``ARD
 (selects its CMSIS-NN kernels, portable C off ARM); esp-tflite-micro its component's
 ``ESP_NN TF_LITE_STATIC_MEMORY`` and ESP-NN's plain-ESP32 selection ``CONFIG_NN_OPTIMIZED
 CONFIG_IDF_TARGET_ESP32`` (esp_nn.h: not S3/P4 -> esp_nn_generic_opt.h, portable C).
+
+--target xtensa (the ESP32 boards' CPU family, for tests/arena_xtensa_measure.py): Debian's
+``gcc-xtensa-lx106`` (GCC 12.2 for the ESP8266's lx106 core; there is no ESP32 LX6 compiler
+in Debian) with picolibc's C headers and the target-independent libstdc++ 12.2 headers of
+Debian's arm-none-eabi toolchain (header-only use: no libstdc++ is linked; TFLM's -fno-rtti
+-fno-exceptions build needs only <new>, <utility>, <type_traits>, ... from it). The defines an
+ESP32 Arduino build gives every library (``ARDUINO ESP32 ARDUINO_ARCH_ESP32``), so each
+library selects the same code as on an esp32dev (Chirale: its CMSIS-NN kernels, portable C
+off ARM; docs/verify-tflm.md, "Arena on the ESP32's CPU (Xtensa)").
 """
 
 from __future__ import annotations
@@ -52,12 +63,21 @@ ESP_NN_SOURCES = (  # esp-nn CMakeLists.txt c_srcs: what every chip compiles (no
 # esp-tflite-micro CMakeLists.txt: kernels it replaces with kernels/esp_nn/*.cc
 ESP_NN_REPLACED = ("add", "conv", "depthwise_conv", "fully_connected", "mul", "pooling",
                    "softmax")
+PICOLIBC_SPECS = "/usr/lib/xtensa-lx106-elf/picolibc.specs"
+LIBSTDCXX = "/usr/include/newlib/c++/12.2.1"  # Debian's libstdc++-arm-none-eabi-dev headers
 TARGETS = {
     "host": (["gcc"], ["g++"], ["-O1"]),
     "m4": (["arm-none-eabi-gcc"], ["arm-none-eabi-g++"],
            ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Os",
             "-ffunction-sections", "-fdata-sections"]),
+    "xtensa": (["xtensa-lx106-elf-gcc", f"-specs={PICOLIBC_SPECS}"],
+               ["xtensa-lx106-elf-g++", f"-specs={PICOLIBC_SPECS}", "-nostdinc++",
+                f"-isystem{LIBSTDCXX}", f"-isystem{LIBSTDCXX}/arm-none-eabi"],
+               ["-Os", "-mlongcalls", "-mtext-section-literals", "-ffunction-sections",
+                "-fdata-sections"]),
 }
+# What an ESP32 Arduino (arduino-esp32) build defines for every library's sources.
+ESP32_ARDUINO_DEFINES = ["-DARDUINO=10607", "-DESP32", "-DARDUINO_ARCH_ESP32"]
 
 
 def sources(lib: str, src: Path) -> tuple[Path, list[Path], list[str], list[Path], list[str]]:
@@ -142,6 +162,22 @@ def only_kernels_for(files: list[Path], ops: set[str]) -> list[Path]:
     return keep
 
 
+def refuse_other_target(out: Path, target: str) -> None:
+    """Stop if OUT's build.json describes a build for another target: OUT/build.json is
+    what the readers take for OUT's library (one target per folder). A build.json without a
+    target is from before targets were recorded: the archive beside it tells."""
+    meta = out / "build.json"
+    if not meta.is_file():
+        return
+    recorded = json.loads(meta.read_text()).get("target")
+    if recorded is None:
+        found = [t for t in TARGETS if (out / f"libtflm_{t}.a").is_file()]
+        recorded = found[0] if len(found) == 1 else None
+    if recorded is not None and recorded != target:
+        raise SystemExit(f"{out} holds a --target {recorded} build (its build.json): build "
+                         f"--target {target} into another folder")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("lib")
@@ -157,6 +193,9 @@ def main() -> int:
     if args.ops:
         files = only_kernels_for(files, set(args.ops.split(",")))
     cc, cxx, opt = TARGETS[args.target]
+    if args.target == "xtensa":
+        defines = [d for d in defines if not d.startswith("-DARDUINO=")] + ESP32_ARDUINO_DEFINES
+    refuse_other_target(args.out.resolve(), args.target)
     c_files = [(f, f.relative_to(root).as_posix()) for f in files]
     if args.lib == "esp-tflite-micro":
         if not args.esp_nn:
@@ -192,7 +231,7 @@ def main() -> int:
     if proc.returncode:
         return proc.returncode
     (out / "build.json").write_text(json.dumps({
-        "library": args.lib, "source": str(args.src.resolve()),
+        "library": args.lib, "source": str(args.src.resolve()), "target": args.target,
         "compile_flags": [*defines, *[f"-isystem{d}" for d in incs]],
         "files": len(objs), "ops": args.ops.split(",") if args.ops else "all"},
         indent=2) + "\n")
