@@ -165,3 +165,23 @@ def test_gelu_model_is_refused_naming_the_op(tmp_path: Path) -> None:
                        str(tmp_path / "out" / "g.tflite"))
     assert_user_error(proc, "GELU", "TFLM")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_default_names_tell_two_model_h5_apart() -> None:
+    """The bundled examples are all examples/<name>/model.h5: their int8 models and firmware
+    projects get the folder's name by default, so converting or rendering one does not
+    overwrite another's; a file with its own name keeps it."""
+    from tinygen.boards import load_board
+    from tinygen.model.convert import default_out
+    from tinygen.render import default_out_dir
+
+    nano = load_board("nano33ble")
+    outs = {default_out(REPO / "examples" / n / "model.h5") for n in ("gesture", "keyword")}
+    assert outs == {Path("firmware_out/gesture_int8.tflite"),
+                    Path("firmware_out/keyword_int8.tflite")}
+    assert default_out_dir(nano, REPO / "examples" / "keyword" / "model.h5") == \
+        Path("firmware_out/nano33ble-keyword")
+    assert default_out_dir(nano, Path("firmware_out/keyword_int8.tflite")) == \
+        Path("firmware_out/nano33ble-keyword_int8")
+    hello = REPO / "tests" / "data" / "tflm" / "hello_world_int8.tflite"
+    assert default_out(hello) == Path("firmware_out/hello_world_int8_int8.tflite")

@@ -55,9 +55,9 @@ def example(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> di
                        "--out", str(project), "--json", env=env)
     seconds = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
-    sidecar = json.loads((root / "model_int8.json").read_text())
+    sidecar = json.loads((root / "basicmotions_int8.json").read_text())  # its folder
     return {"project": project, "report": json.loads(proc.stdout), "stderr": proc.stderr,
-            "sidecar": sidecar, "tflite": root / "model_int8.tflite", "seconds": seconds}
+            "sidecar": sidecar, "tflite": root / "basicmotions_int8.tflite", "seconds": seconds}
 
 
 class Running:

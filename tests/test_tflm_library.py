@@ -188,13 +188,13 @@ def test_keras_model_on_the_nano_is_quantized_for_an_exact_library(tmp_path: Pat
     one-line error."""
     model = REPO / "examples" / "basicmotions" / "model.h5"
     m, _ = render(tmp_path, "nano33ble", model)
-    side = json.loads((tmp_path / "model_int8.json").read_text())
+    side = json.loads((tmp_path / "basicmotions_int8.json").read_text())
     assert side["recipe"]["dense_weights"] == "per-tensor"
     assert side["recipe"]["global_average"] == "average-pool"
     assert "per-channel FULLY_CONNECTED" in side["recipe"]["chosen_for"]
     from tinygen.model.tflite_file import read_tflite
 
-    _, tfl = read_tflite(tmp_path / "model_int8.tflite")
+    _, tfl = read_tflite(tmp_path / "basicmotions_int8.tflite")
     features = model_features(tfl)
     assert PER_CHANNEL_FC not in features and "MEAN" not in features
     assert "AVERAGE_POOL_2D" in features
@@ -202,7 +202,7 @@ def test_keras_model_on_the_nano_is_quantized_for_an_exact_library(tmp_path: Pat
     assert choice["exact"] and choice["name"] == "chirale-2.0.0", choice
     assert not m["warnings"]
     m, _ = render(tmp_path / "esp", "nano33ble", model, "--tflm-library", "tflm_esp32-2.0.0")
-    side = json.loads((tmp_path / "esp" / "model_int8.json").read_text())
+    side = json.loads((tmp_path / "esp" / "basicmotions_int8.json").read_text())
     assert side["recipe"]["global_average"] == "mean" and not m["warnings"]
     for flag, value in (("--dense-weights", "per-tensor"), ("--global-average", "mean")):
         proc = run_tinygen("render", "--board", "nano33ble", str(HELLO), "--out",
@@ -340,13 +340,16 @@ def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
+@pytest.mark.parametrize("example,windows", [("basicmotions", 40), ("gesture", 56),
+                                             ("keyword", 250)])
+def test_nano_library_on_the_m4_equals_the_interpreter(example: str, windows: int,
+                                                        tmp_path: Path) -> None:
     """Opt-in (TINYGEN_FLASH_M4_BUILDS with chirale-2.0.0=OUT of tests/tflm_lib_build.py
-    --target m4, and TINYGEN_TFLM_M4_DIR for the qemu-m4 glue): the BasicMotions Keras model
-    converted as render converts it for the Nano, its qemu-m4 firmware linked on Chirale
-    built for the Cortex-M4 (CMSIS-NN's DSP paths, not the host's plain C) with the Nano's
-    resolver, run in QEMU: every output of the 40 test windows equals the tflite-micro
-    interpreter's."""
+    --target m4, and TINYGEN_TFLM_M4_DIR for the qemu-m4 glue): each example's Keras model
+    (BasicMotions, the wrist gesture model, keyword) converted as render converts it for the
+    Nano, its qemu-m4 firmware linked on Chirale built for the Cortex-M4 (CMSIS-NN's DSP
+    paths, not the host's plain C) with the Nano's resolver, run in QEMU: every output of
+    the example's test windows equals the tflite-micro interpreter's."""
     import os
 
     from arena_lib_m4_measure import link
@@ -361,10 +364,10 @@ def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
     if build is None or not tree:
         pytest.skip("set TINYGEN_FLASH_M4_BUILDS=chirale-2.0.0=OUT (tests/tflm_lib_build.py "
                     "chirale SRC OUT --target m4) and TINYGEN_TFLM_M4_DIR")
-    ex = REPO / "examples" / "basicmotions"
-    render(tmp_path, "nano33ble", ex / "model.h5")  # converts with the Nano's recipe
-    tflite = tmp_path / "model_int8.tflite"
-    labels = ",".join(json.loads((tmp_path / "model_int8.json").read_text())["labels"])
+    ex = REPO / "examples" / example
+    m, _ = render(tmp_path, "nano33ble", ex / "model.h5")  # converts with the Nano's recipe
+    tflite = tmp_path / m["model_file"]
+    labels = ",".join(json.loads(tflite.with_suffix(".json").read_text())["labels"])
     elf = link(build, "chirale-2.0.0", tflite, tree, tmp_path / "m4", size_from_uart=False,
                labels=labels)
     info = project_model(tmp_path / "m4" / "q")
@@ -377,4 +380,4 @@ def test_nano_library_on_the_m4_equals_the_interpreter(tmp_path: Path) -> None:
                          min_agreement=0.0)
     print(f"Chirale on the M4: {r['identical']}/{r['n']} identical, max "
           f"{r['max_abs_error_lsb']} LSB, {r['latency_us']['mean']:.0f} us emulated")
-    assert r["n"] == 40 and r["identical"] == 40 and r["max_abs_error_lsb"] == 0
+    assert r["n"] == windows and r["identical"] == windows and r["max_abs_error_lsb"] == 0

@@ -123,7 +123,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     \b
     Examples:
       tinygen convert examples/gesture/model.h5 --eval examples/gesture/test.npz
-      tinygen inspect model_int8.tflite --board nano33ble
+      tinygen inspect gesture_int8.tflite --board nano33ble
       tinygen flash --board esp32cam model.h5
       tinygen monitor --log run.jsonl
     """
@@ -134,7 +134,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @convert_options
 @click.option("--out", type=click.Path(path_type=Path), metavar="FILE.tflite",
-              help="Output path. Default: firmware_out/<model>_int8.tflite (+ .json sidecar).")
+              help="Output path. Default: firmware_out/<model>_int8.tflite (+ .json sidecar); "
+                   "<model>: the file's name, or its folder's for a file named model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for CI).")
 def convert(model: Path, convert_opts: Any, out: Path | None, as_json: bool) -> None:
     """Quantize MODEL (.h5, .keras, SavedModel folder, or int8 .tflite) to full int8.
@@ -187,10 +188,10 @@ def inspect(model: Path, board_name: str | None, ram: int | None, flash: int | N
 
     \b
     Examples:
-      tinygen inspect firmware_out/model_int8.tflite
-      tinygen inspect firmware_out/model_int8.tflite --board nano33ble
-      tinygen inspect model_int8.tflite --ram 262144 --flash 1048576 --json
-      tinygen inspect model_int8.tflite --engine aot --json
+      tinygen inspect firmware_out/gesture_int8.tflite
+      tinygen inspect firmware_out/gesture_int8.tflite --board nano33ble
+      tinygen inspect gesture_int8.tflite --ram 262144 --flash 1048576 --json
+      tinygen inspect gesture_int8.tflite --engine aot --json
     """
     from .errors import BoardError, InputFileError, UnsupportedModelError
     from .model.analyze import analyze, fit_check, format_report
@@ -459,8 +460,8 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
     \b
     Examples:
       tinygen render --board nano33ble examples/gesture/model.h5
-      tinygen render --board esp32cam firmware_out/model_int8.tflite --out fw/cam
-      tinygen render --board nano33ble model_int8.tflite --engine aot -v
+      tinygen render --board esp32cam firmware_out/gesture_int8.tflite --out fw/cam
+      tinygen render --board nano33ble gesture_int8.tflite --engine aot -v
       tinygen render -b nano33ble_sense_rev2 examples/keyword/model.h5 --stride-ms 100
       tinygen render -b qemu-m4 --input sensor examples/keyword/model.h5 --threshold 180
     """
@@ -538,7 +539,7 @@ def build(board_name: str | None, target: Path, convert_opts: Any, out: Path | N
     \b
     Examples:
       tinygen build --board nano33ble examples/gesture/model.h5
-      tinygen build firmware_out/nano33ble-model --artifacts dist/ --json
+      tinygen build firmware_out/nano33ble-gesture --artifacts dist/ --json
       tinygen build --board qemu-m4 examples/gesture/model.h5   # offline, emulated
       tinygen build --board nano33ble_sense_rev2 examples/keyword/model.h5 --threshold 180
     """
@@ -611,7 +612,7 @@ def flash(board_name: str, target: Path, convert_opts: Any, out: Path | None,
     Examples:
       tinygen flash --board esp32cam model.h5
       tinygen flash --board nano33ble examples/gesture/model.h5 --log run.jsonl
-      tinygen flash --board nano33ble firmware_out/nano33ble-model --port /dev/ttyACM0
+      tinygen flash --board nano33ble firmware_out/nano33ble-gesture --port /dev/ttyACM0
       tinygen flash --board esp32cam model.h5 --dry-run
       tinygen flash --board nano33ble_sense_rev2 examples/keyword/model.h5 --suppression-ms 1500
     """

@@ -41,7 +41,7 @@ def audio(root: Path, out: Path, like: Path | None, labels: str | None, pattern:
     Examples:
       tinygen dataset audio my_words/ --out words.npz
       tinygen dataset audio recordings/ --pattern '{label}_{speaker}_{index}.wav' --out d.npz
-      tinygen dataset audio new_clips/ --like firmware_out/model_int8.tflite --out eval.npz
+      tinygen dataset audio new_clips/ --like firmware_out/gesture_int8.tflite --out eval.npz
     """
     from .dataset import build_audio_dataset, frontend_like, write_audio_dataset
     from .errors import InputFileError

@@ -41,7 +41,7 @@ EMULATE_EXAMPLES = """
 \b
 Examples:
   tinygen emulate examples/gesture/model.h5 --data examples/gesture/test.npz
-  tinygen emulate firmware_out/qemu-m4-model --duration 5
+  tinygen emulate firmware_out/qemu-m4-gesture --duration 5
   tinygen emulate model.keras --calib calib.npz --data test.npz --log run.jsonl --json
   tinygen emulate examples/keyword/model.h5 --sensor-data digits.wav --threshold 180
 """
@@ -50,7 +50,7 @@ VALIDATE_EXAMPLES = """
 \b
 Examples:
   tinygen validate --board qemu-m4 examples/gesture/model.h5 --data examples/gesture/test.npz
-  tinygen validate --port /dev/ttyACM0 firmware_out/model_int8.tflite --data test.npz --json
+  tinygen validate --port /dev/ttyACM0 firmware_out/gesture_int8.tflite --data test.npz --json
   tinygen validate --port /dev/ttyUSB0 --data test.npz   # the model its hello names
   tinygen validate --board qemu-m4 model.keras --calib c.npz --data t.npz --plot plots/
 """

@@ -712,8 +712,9 @@ def render_files(spec: ModelSpec, board: Board, mode: str = "serial") -> tuple[
 
 
 def default_out_dir(board: Board, model_path: Path) -> Path:
-    stem = model_path.name.split(".")[0]
-    return Path("firmware_out") / f"{board.name}-{stem}"
+    from .model.convert import model_name
+
+    return Path("firmware_out") / f"{board.name}-{model_name(model_path)}"
 
 
 def _previous_files(out_dir: Path) -> set[str]:

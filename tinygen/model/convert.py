@@ -74,9 +74,22 @@ def read_metadata(tflite_path: Path) -> dict[str, Any] | None:
     return meta
 
 
+GENERIC_STEMS = ("model", "saved_model")  # names that say nothing about which model it is
+
+
+def model_name(model_path: Path) -> str:
+    """A model's name in default output paths: its file's (``wrist.h5`` -> ``wrist``), or
+    its folder's when the file is just called ``model`` (``examples/keyword/model.h5`` ->
+    ``keyword``), so two projects' ``model.h5`` do not overwrite each other's int8 model and
+    firmware project in ``firmware_out/``."""
+    stem = model_path.name if model_path.is_dir() else model_path.name.split(".")[0]
+    if stem.lower() in GENERIC_STEMS and model_path.resolve().parent.name:
+        return model_path.resolve().parent.name
+    return stem
+
+
 def default_out(model_path: Path) -> Path:
-    stem = model_path.name.split(".")[0] if model_path.is_file() else model_path.name
-    return DEFAULT_OUT_DIR / f"{stem}_int8.tflite"
+    return DEFAULT_OUT_DIR / f"{model_name(model_path)}_int8.tflite"
 
 
 def find_calibration(mf: ModelFile, calib: str | None) -> str:
