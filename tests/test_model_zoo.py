@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zoo import ARCHITECTURES, FORMATS, Row, convert_and_render, markdown, train_and_save
+from zoo import (
+    ARCHITECTURES,
+    FORMATS,
+    TRAINED,
+    Row,
+    convert_and_render,
+    markdown,
+    train_and_save,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 RECURRENT = {"lstm", "gru"}
@@ -34,7 +42,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Ro
     rows: dict[tuple[str, str], Row] = {}
     root = tmp_path_factory.mktemp("zoo")
     for arch in ARCHITECTURES:
-        saved: dict[str, Any] = train_and_save(arch, root / arch.name)
+        saved: dict[str, Any] = train_and_save(arch, root / arch.name, trained=TRAINED)
         for fmt in FORMATS:
             rows[(arch.name, fmt)] = convert_and_render(arch, saved, fmt, root)
     print("\n" + markdown(list(rows.values()), sum(r.seconds for r in rows.values())))

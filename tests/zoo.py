@@ -30,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 IMU = REPO / "examples" / "basicmotions" / "data" / "basicmotions.npz"
 AUDIO = REPO / "tests" / "data" / "fsdd" / "spectrograms.npz"
+TRAINED = REPO / "tests" / "data" / "zoo"  # each architecture trained once (--save-trained)
 FORMATS = ("keras", "h5", "savedmodel")
 WINDOW, STRIDE = 50, 10
 
@@ -186,17 +187,31 @@ def quiet() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-def train_and_save(arch: Architecture, folder: Path) -> dict[str, Any]:
-    """Fit the architecture on its data and save it in every format; data files beside it."""
-    quiet()
+def train(arch: Architecture, d: dict[str, np.ndarray]) -> Any:
+    """The architecture compiled and fitted on its data (seeded)."""
     import keras
 
     keras.utils.set_random_seed(1234)
-    d = arch.data()
     model = arch.build(d)
     model.compile(optimizer=keras.optimizers.Adam(arch.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(d["x_train"], d["y_train"], epochs=arch.epochs, batch_size=16, verbose=0)
+    return model
+
+
+def train_and_save(arch: Architecture, folder: Path, trained: Path | None = None) -> dict[str, Any]:
+    """Fit the architecture on its data (or load the copy trained earlier in ``trained``,
+    tests/data/zoo: the default test run then skips a minute of fitting) and save it in
+    every format; data files beside it."""
+    quiet()
+    import keras
+
+    d = arch.data()
+    fitted = trained / f"{arch.name}.h5" if trained else None
+    if fitted is not None and fitted.is_file():
+        model = keras.models.load_model(fitted)  # compiled: its training config is saved
+    else:
+        model = train(arch, d)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"keras": folder / f"{arch.name}.keras", "h5": folder / f"{arch.name}.h5",
              "savedmodel": folder / f"{arch.name}_savedmodel"}
@@ -324,8 +339,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the markdown matrix here")
     parser.add_argument("--only", nargs="*", help="architecture names")
+    parser.add_argument("--save-trained", type=Path, metavar="DIR",
+                        help=f"train each architecture and save it as DIR/<name>.h5 (what "
+                             f"tests/test_model_zoo.py loads from {TRAINED.relative_to(REPO)})")
     args = parser.parse_args()
     quiet()
+    if args.save_trained:
+        args.save_trained.mkdir(parents=True, exist_ok=True)
+        for arch in ARCHITECTURES:
+            if not args.only or arch.name in args.only:
+                train(arch, arch.data()).save(args.save_trained / f"{arch.name}.h5",
+                                              include_optimizer=False)
+        return 0
     start = time.monotonic()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
