@@ -12,8 +12,10 @@ boot, not one build. A crash (hard fault) or hang counts as "does not fit".
         python3 tests/arena_m4_measure.py [--zoo DIR] [--write]
 
 --zoo DIR adds the model zoo's int8 models (DIR/<arch>_int8.tflite, made with tests/zoo.py's
-train_and_save + convert); --write stores the measurements and the calibrated constants in
-tinygen/data/arena_m4.json. Prints the table of docs/verify-tflm.md ("32-bit arena").
+train_and_save + convert); --extra TFLITE... measures more models, which calibrate only the
+itemized rule (arena32 with the model); --write stores the measurements, each model's
+itemized counts and both rules' calibrated constants in tinygen/data/arena_m4.json. Prints
+the table of docs/verify-tflm.md ("32-bit arena").
 
 CMSIS-NN libraries (tinygen/model/arena_cmsis.py; docs/verify-tflm.md, "CMSIS-NN arena"):
 --cmsis KEY prints the table of that library's rule instead and, with --write, stores its
@@ -295,7 +297,7 @@ def cmsis_report(key: str, rows: list[dict[str, Any]], models: dict[str, Path],
         model = parse_tflite(models[r["model"]].read_bytes())
         extra = ac.cmsis_extra(model, key, r["arena"]["breakdown"])
         entries.append({"model": r["model"], "sha256": r["sha256"], "m4_used": r["m4_used"],
-                        "m4_need": r["m4_need"], "arena32": arena32(r["arena"]),
+                        "m4_need": r["m4_need"], "arena32": arena32(r["arena"], model=model),
                         "persistent": extra["persistent"], "head": extra["head"],
                         "before_constant": ac.before_constant(r["arena"], model, key)})
     margin = int(ac.libraries()[key].get("margin", 0))  # over the calibration, see the data
@@ -323,6 +325,10 @@ def main() -> int:
     parser.add_argument("--write", action="store_true",
                         help="update tinygen/data/arena_m4.json (with --cmsis: arena_cmsis.json)")
     parser.add_argument("--only", nargs="*", help="model names")
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], metavar="TFLITE",
+                        help="more models to measure (named by the file's stem), e.g. "
+                             "tests/data/tflm_libs/mean_conv_int8.tflite: with --write they "
+                             "calibrate the itemized rule only (arena_m4.json itemized_only)")
     parser.add_argument("--chirale", action="store_true",
                         help="measure Chirale_TensorFlowLite instead of the tree's TFLM: the "
                              "chirale-2.0.0 build in TINYGEN_FLASH_M4_BUILDS (tests/"
@@ -338,7 +344,14 @@ def main() -> int:
     parser.add_argument("--load-rows", type=Path, help="use rows written by --rows, measure none")
     args = parser.parse_args()
     from tinygen.model.arena32 import DATA as DATA_FILE
-    from tinygen.model.arena32 import arena32, calibrate
+    from tinygen.model.arena32 import (
+        arena32,
+        calibrate,
+        calibrate_itemized,
+        itemized_parts,
+        model_terms,
+    )
+    from tinygen.model.tflite_file import parse_tflite
 
     library = chirale_build() if args.chirale else None
     if args.opdata_sizes:
@@ -361,6 +374,7 @@ def main() -> int:
         models = {"gesture": gesture_model(work), **REPO_MODELS}
         if args.zoo:
             models.update({a: args.zoo / f"{a}_int8.tflite" for a in ZOO})
+        models.update({p.stem: p for p in args.extra})
         for name, tflite in models.items():
             if args.load_rows or (args.only and name not in args.only):
                 continue
@@ -372,7 +386,8 @@ def main() -> int:
                 print(f"{name}: not measured: {str(e)[-300:]}", file=sys.stderr, flush=True)
                 continue
             row = {"model": name, "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest(),
-                   "arena": host, **m4_row}
+                   "arena": host, **m4_row,
+                   "terms": model_terms(parse_tflite(tflite.read_bytes()))}
             print(f"{name}: {json.dumps(row)} ({time.monotonic() - start:.0f} s)",
                   file=sys.stderr, flush=True)
             rows.append(row)
@@ -381,26 +396,34 @@ def main() -> int:
         if args.cmsis:
             cmsis_report(args.cmsis, rows, models, args.write)
             return 0
-    constants = calibrate(rows)
-    print("| model | 64-bit need (recorded) | M4 used | M4 need | rendered | / need | / used |")
-    print("|---|---|---|---|---|---|---|")
+    extra = {p.stem for p in args.extra}
+    regular = [r for r in rows if r["model"] not in extra]
+    constants = calibrate(regular)
+    itemized = calibrate_itemized(rows)
+    print("| model | 64-bit need (recorded) | M4 used | M4 need | rendered | / need | / used | "
+          "itemized | / need |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fig = arena32(r["arena"], constants)
-        assert fig is not None
+        parts = itemized_parts(r["arena"], r["terms"], itemized)
+        assert fig is not None and parts is not None
+        item = -(-max(parts) // 16) * 16
         print(f"| {r['model']} | {r['arena']['bytes']:,} ({r['arena']['recorded_bytes']:,}) | "
               f"{r['m4_used']:,} | {r['m4_need']:,} | {fig:,} | {fig / r['m4_need']:.3f} | "
-              f"{fig / r['m4_used']:.3f} |")
-    print(json.dumps(constants))
+              f"{fig / r['m4_used']:.3f} | {item:,} | {item / r['m4_need']:.3f} |")
+    print(json.dumps({**constants, "itemized": itemized}))
     if args.write:
         path = REPO / "tinygen" / DATA_FILE
         path.write_text(json.dumps({
             **constants,
+            "itemized": itemized,
             "measured_with": {
                 "tflm_build": Path(tree).resolve().name,
                 "command": "TINYGEN_TFLM_M4_DIR=... python3 tests/arena_m4_measure.py "
-                           "--zoo DIR --write",
+                           "--zoo DIR --extra tests/data/tflm_libs/mean_conv_int8.tflite --write",
             },
-            "models": rows}, indent=1) + "\n")
+            "models": regular,
+            "itemized_only": [r for r in rows if r["model"] in extra]}, indent=1) + "\n")
     return 0
 
 

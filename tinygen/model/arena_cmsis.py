@@ -32,7 +32,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .arena32 import ALIGN, parts
+from .arena32 import ALIGN, itemized_parts, model_terms
 from .tflite_file import Operator, Tensor, TfliteModel
 
 DATA = "data/arena_cmsis.json"
@@ -96,6 +96,8 @@ def scratch_requests(name: str, op: Operator, tensors: tuple[Tensor, ...], kerne
         axis = t(1)
         n_axis = math.prod(axis.shape) if axis else 1
         acc = [4 * math.prod(out.shape)] if int8 or inp.dtype == "INT16" else []
+        if rules.get("mean_accumulator_only"):  # TFLM until 2024: index and axis on the stack
+            return acc
         return acc + [4 * len(inp.shape), 4 * n_axis]
     if name in ("REDUCE_MAX", "REDUCE_MIN"):
         axis = t(1)
@@ -250,11 +252,12 @@ def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> 
     """The figure without the library's constant: the reference figures plus the library's
     parts (cmsis_extra) and its planning-peak offset; with an LSTM, at least the persistent
     part (what stays allocated less the planned head) plus the library's LSTM Prepare peak
-    (``lstm_prepare_peak``: the temporaries its LSTM kernel holds while it prepares)."""
-    figures = parts(arena)  # the reference rule's two, unrounded (arena32.parts)
+    (``lstm_prepare_peak``: the temporaries its LSTM kernel holds while it prepares). The
+    reference figures: arena32's itemized rule, planned with this library's scratch requests."""
+    rules = libraries()[library].get("rules", {})
+    figures = itemized_parts(arena, model_terms(model, "cmsis_nn", rules))
     if figures is None:
         return None
-    rules = libraries()[library].get("rules", {})
     extra = cmsis_extra(model, library, arena["breakdown"])
     added = extra["persistent"] + extra["head"]
     lstm = any(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
