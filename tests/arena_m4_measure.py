@@ -391,6 +391,9 @@ def main() -> int:
             print(f"{name}: {json.dumps(row)} ({time.monotonic() - start:.0f} s)",
                   file=sys.stderr, flush=True)
             rows.append(row)
+        for r in rows:  # rows loaded from an older --rows file lack the itemized counts
+            if "terms" not in r and r["model"] in models:
+                r["terms"] = model_terms(parse_tflite(models[r["model"]].read_bytes()))
         if args.rows:
             args.rows.write_text(json.dumps(rows, indent=1) + "\n")
         if args.cmsis:
