@@ -70,7 +70,7 @@ BUILTINS = ("udivsi3", "umodsi3", "divsi3", "modsi3", "udivmodsi4", "muldi3", "u
 QEMU = ["qemu-system-xtensa", "-M", "sim", "-cpu", "lx106", "-display", "none", "-monitor",
         "none", "-serial", "none", "-semihosting", "-kernel"]
 BIG = 1 << 20  # every measured model allocates with it (the glue's pool: 4 MiB)
-TRIAL_TIMEOUT_S = 60.0
+TRIAL_TIMEOUT_S = 30.0  # a boot that allocates takes under 2 s; a crash exits at once (139)
 EXAMPLES = ("wrist", "basicmotions", "keyword")  # --numerics: examples/gesture is "wrist"
 
 
@@ -197,6 +197,25 @@ def arena_models(work: Path, zoo: Path | None) -> dict[str, Path]:
     return models
 
 
+def rule_parts(table: str, tflite: Path) -> dict[str, Any]:
+    """What the rules of tinygen/model/arena_xtensa.py start from, for this model: the
+    32-bit reference rule's figure (``rule32``) and, for a CMSIS-NN library, the same
+    library's Cortex-M4 figure without its constant (``before_constant``)."""
+    from tinygen.model import arena_cmsis as ac
+    from tinygen.model.analyze import analyze
+    from tinygen.model.arena32 import arena32
+    from tinygen.model.arena_xtensa import cmsis_key
+    from tinygen.model.tflite_file import parse_tflite
+
+    arena = analyze(tflite)["arena"]
+    parts: dict[str, Any] = {"rule32": arena32(arena)}
+    key = cmsis_key(table)
+    if key:
+        parts["before_constant"] = ac.before_constant(arena, parse_tflite(tflite.read_bytes()),
+                                                      key)
+    return parts
+
+
 def measure_arena(xt: Xtensa, name: str, model: Path) -> dict[str, Any]:
     project, manifest, tflite = xt.render(name, model)
     elf = xt.link(project)
@@ -204,7 +223,7 @@ def measure_arena(xt: Xtensa, name: str, model: Path) -> dict[str, Any]:
     return {"model": name, "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest(),
             "board": manifest["board"], "configured": manifest["arena"]["bytes"],
             "configured_rule": manifest["arena"]["margin_rule"],
-            "used": found["m4_used"], "need": found["m4_need"]}
+            "used": found["m4_used"], "need": found["m4_need"], **rule_parts(xt.table, tflite)}
 
 
 def example_inputs(name: str, tflite: Path) -> np.ndarray:
@@ -246,16 +265,39 @@ def numerics(xt: Xtensa, name: str) -> dict[str, Any]:
             "max_lsb": max(diffs)}
 
 
+def report(table: str, rows: list[dict[str, Any]]) -> None:
+    """The library's Xtensa rule (tinygen/model/arena_xtensa.py) calibrated on ``rows``,
+    against each need; ``configured``: what render gave when the row was measured."""
+    from tinygen.model import arena_xtensa as ax
+    from tinygen.model.arena_cmsis import align
+
+    lib = ax.libraries()[table]
+    constant, key = ax.calibrate(rows, table), ax.base_key(table)
+    print(f"\n{table} on Xtensa, rule {lib['rule']}: {key} + {constant}")
+    print("| model | configured then | Xtensa need | rule | rule / need |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        fig = align(r[key] + constant)
+        print(f"| {r['model']} | {r.get('configured', 0):,} | {r['need']:,} | "
+              f"{fig:,} | {fig / r['need']:.3f} |")
+
+
+RECORDED = ("model", "sha256", "used", "need", "rule32", "before_constant")
+
+
 def store(table: str, rows: list[dict[str, Any]]) -> None:
     """The measured rows as the library's records in tinygen/data/arena_xtensa.json (other
-    models' records and the file's other keys kept)."""
-    path = REPO / "tinygen" / "data" / "arena_xtensa.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"libraries": {}}
-    entry = data["libraries"].setdefault(table, {})
+    models' records and the file's other keys kept); the rule's constant calibrated on
+    them."""
+    from tinygen.model import arena_xtensa as ax
+
+    path = REPO / "tinygen" / ax.DATA
+    data = json.loads(path.read_text())
+    entry = data["libraries"][table]
     models = {m["model"]: m for m in entry.get("models", [])}
-    models.update({r["model"]: {k: r[k] for k in ("model", "sha256", "used", "need")}
-                   for r in rows})
+    models.update({r["model"]: {k: r[k] for k in RECORDED if k in r} for r in rows})
     entry["models"] = sorted(models.values(), key=lambda m: m["model"])
+    entry["constant"] = ax.calibrate(entry["models"], table)
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -268,11 +310,17 @@ def main() -> int:
                     help="compiler-rt's lib/builtins (or TINYGEN_XTENSA_COMPILER_RT)")
     ap.add_argument("--zoo", type=Path, help="folder with the zoo's <arch>_int8.tflite")
     ap.add_argument("--only", nargs="*", help="model names")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[], metavar="MODEL",
+                    help="more models: a .tflite (named by its stem) or a Keras model as "
+                         "render converts it for the board (<stem>_keras, an example's "
+                         "model.h5: <folder>_keras)")
     ap.add_argument("--rows", type=Path, help="also write the measured rows (JSON) here")
     ap.add_argument("--numerics", action="store_true",
                     help="compare the examples' outputs with the Python interpreter instead")
     ap.add_argument("--write", action="store_true",
                     help="store the needs in tinygen/data/arena_xtensa.json")
+    ap.add_argument("--load-rows", type=Path,
+                    help="rows written by --rows: recompute the rules' parts, measure none")
     args = ap.parse_args()
     if not args.compiler_rt:
         ap.error("--compiler-rt DIR (or TINYGEN_XTENSA_COMPILER_RT): compiler-rt's "
@@ -292,12 +340,23 @@ def main() -> int:
                       flush=True)
                 print(json.dumps(r), file=sys.stderr, flush=True)
             return 0
-        rows = []
+        rows = json.loads(args.load_rows.read_text()) if args.load_rows else []
+        if args.load_rows:  # parts recomputed where the model is at hand (else as measured)
+            models = arena_models(work, args.zoo)
+            for r in rows:
+                if r["model"] not in models:
+                    continue
+                if hashlib.sha256(models[r["model"]].read_bytes()).hexdigest() != r["sha256"]:
+                    raise SystemExit(f"{r['model']}: not the model measured (sha256)")
+                r.update(rule_parts(args.ops_table, models[r["model"]]))
         print("| model | board | configured today | Xtensa used | Xtensa need | "
               "configured / need |")
         print("|---|---|---|---|---|---|")
-        for name, model in arena_models(work, args.zoo).items():
-            if args.only and name not in args.only:
+        extra = {p.stem if p.suffix == ".tflite" else
+                 f"{p.parent.name if p.stem == 'model' else p.stem}_keras": p
+                 for p in (e.resolve() for e in args.extra)}
+        for name, model in {**arena_models(work, args.zoo), **extra}.items():
+            if args.load_rows or (args.only and name not in args.only):
                 continue
             start = time.monotonic()
             try:
@@ -312,6 +371,8 @@ def main() -> int:
                   file=sys.stderr, flush=True)
         if args.rows:
             args.rows.write_text(json.dumps(rows, indent=1) + "\n")
+        if rows and all("rule32" in r for r in rows):
+            report(args.ops_table, rows)
         if args.write:
             store(args.ops_table, rows)
     return 0

@@ -187,10 +187,12 @@ def arena_plan(spec: ModelSpec, board: Board,
     32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm) or a
     library measured to fit it on the board's CPU (tflm_libs.json ``arena_m4``), the
     CMSIS-NN rule where the build or library is one it is calibrated on (arena_cmsis.py),
+    the Xtensa rule where the library was measured on the ESP32's CPU (arena_xtensa.py),
     else the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena``
     (rounded up to ARENA_ALIGN). ``model``: spec.data already parsed (parsed here if not)."""
     from .model.arena32 import arena32
     from .model.arena_cmsis import cmsis_library
+    from .model.arena_xtensa import xtensa_library
     from .model.tflm_library import reference_rule_applies
 
     tree = board.tflm.get("tree") or {}
@@ -210,6 +212,18 @@ def arena_plan(spec: ModelSpec, board: Board,
                     "psram": False, "margin_rule": f"32-bit need with {cmsis}'s CMSIS-NN "
                     "kernels computed from the model and the 64-bit recording, calibrated on "
                     "the emulated Cortex-M4 (docs/verify-tflm.md, CMSIS-NN arena)"}
+    xtensa = xtensa_library(board) if spec.arena_report and spec.arena_override is None \
+        else None
+    if xtensa is not None:  # a library measured on the ESP32's CPU family (arena_xtensa.py)
+        from .model.arena_xtensa import arena_xtensa, describe
+
+        model = model or parse_tflite(spec.data)
+        need_x = arena_xtensa(spec.arena_report, model, xtensa)
+        if need_x is not None:
+            return {"measured": need_x, "margin": 0, "bytes": need_x,
+                    "measured_64bit": spec.arena_measured, "placement": board.arena_placement,
+                    "psram": board.arena_placement == "heap" and need_x > board.arena_max_bytes
+                    and board.psram_bytes > 0, "margin_rule": describe(xtensa)}
     if spec.arena_override is not None:
         size = -(-spec.arena_override // ARENA_ALIGN) * ARENA_ALIGN
         rule = f"set with --arena {spec.arena_override}"
