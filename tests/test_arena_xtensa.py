@@ -48,6 +48,29 @@ def test_rule_from_recorded_parts_is_within_5_percent_of_the_xtensa_need(table: 
     assert len(over) <= 1  # one model per library; more would need a better rule
 
 
+REPO_FILES = {"hello_world": REPO / "tests" / "data" / "tflm" / "hello_world_int8.tflite",
+              "keyword_scrambled": REPO / "tests" / "data" / "svdf" /
+              "keyword_scrambled_int8io.tflite",
+              "mean_conv_int8": REPO / "tests" / "data" / "tflm_libs" / "mean_conv_int8.tflite"}
+
+
+def test_recorded_parts_are_what_the_code_computes_today() -> None:
+    """The rules build on arena32 and arena_cmsis: if those change, the recorded parts (and
+    the constants calibrated on them) must be re-measured (tests/arena_xtensa_measure.py
+    --load-rows ... --write). Checked on the repository's models (about a second)."""
+    from tinygen.model.analyze import analyze
+    from tinygen.model.tflite_file import parse_tflite
+
+    for name, path in REPO_FILES.items():
+        arena, model = analyze(path)["arena"], parse_tflite(path.read_bytes())
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        for table in TABLES:
+            record = {r["model"]: r for r in ax.libraries()[table]["models"]}[name]
+            assert record["sha256"] == digest
+            assert ax.arena_xtensa(arena, model, table) == ax.figure(record, table), (
+                table, name)
+
+
 def test_esp32_boards_configure_the_xtensa_rule() -> None:
     """hello_world for both ESP32 boards with each measured library: the recorded figure
     from the model and its 64-bit recording, and the manifest names the rule."""
