@@ -191,7 +191,8 @@ class Xtensa(am.M4):
 
 def arena_models(work: Path, zoo: Path | None) -> dict[str, Path]:
     """The models of arena_cmsis.json's Chirale records (their names)."""
-    models = {"gesture": am.gesture_model(work), **am.REPO_MODELS}
+    models = {"gesture": am.gesture_model(work), **am.REPO_MODELS,
+              "mean_conv_int8": REPO / "tests" / "data" / "tflm_libs" / "mean_conv_int8.tflite"}
     if zoo:
         models.update({a: zoo / f"{a}_int8.tflite" for a in am.ZOO})
     return models

@@ -30,6 +30,7 @@ from tinygen.model.arena32 import calibration
 from tinygen.model.tflite_file import parse_tflite
 
 MAX_OVER_NEED = 1.05
+MAX_OVER_LISTED = 1.07  # a model the data file lists in over_5_percent, with why
 CMSIS_DIR = os.environ.get("TINYGEN_TFLM_M4_CMSIS_DIR")
 CHIRALE_BUILD = dict(m4_library_builds()).get("chirale-2.0.0")
 REF_DIR = os.environ.get("TINYGEN_TFLM_M4_DIR")
@@ -59,7 +60,7 @@ def test_rule_covers_every_measured_model(key: str) -> None:
         fig, loo = _loo_and_figure(models, e, lib["margin"])
         print(f"  {e['model']}: {e['m4_need']:,} -> {fig:,} B ({fig / e['m4_need']:.3f}, "
               f"{loo / e['m4_need']:.3f})")
-        over = 1.06 if e["model"] in lib["over_5_percent"] else MAX_OVER_NEED
+        over = MAX_OVER_LISTED if e["model"] in lib["over_5_percent"] else MAX_OVER_NEED
         assert e["m4_used"] <= e["m4_need"] <= fig <= over * e["m4_need"], e["model"]
         assert e["m4_need"] <= loo <= over * e["m4_need"], e["model"]
 
@@ -102,7 +103,7 @@ def test_which_boards_get_which_rule() -> None:
     nano = load_board("nano33ble")
     esp = load_board("esp32dev")
     qemu = load_board("qemu-m4")
-    assert ac.cmsis_library(esp) is None  # Chirale's plain-C CMSIS-NN on Xtensa: not measured
+    assert ac.cmsis_library(esp) is None  # Chirale's plain-C CMSIS-NN on Xtensa: arena_xtensa
     assert ac.cmsis_library(qemu) is None  # the model's own --engine tflm tree decides
     with_tree = dataclasses.replace(qemu, tflm={**qemu.tflm, "tree": {"kernels": "cmsis_nn"}})
     assert ac.cmsis_library(with_tree) == UPSTREAM
@@ -112,9 +113,13 @@ def test_which_boards_get_which_rule() -> None:
 
 
 def test_chirale_measurements_are_recorded() -> None:
-    """The 13 models measured with Chirale 2.0.0 on the M4 (what the docs' table shows)."""
+    """The 14 models measured with Chirale 2.0.0 on the M4 (what the docs' table shows), with
+    mean_conv (planning-bound with two scratch requests: the rule was 48 B below it before)."""
     models = ac.libraries()[CHIRALE]["models"]
-    assert len(models) == 13 and all(e["m4_used"] <= e["m4_need"] for e in models)
+    assert len(models) == 14 and all(e["m4_used"] <= e["m4_need"] for e in models)
+    mean = next(e for e in models if e["model"] == "mean_conv_int8")
+    assert (mean["m4_used"], mean["m4_need"]) == (1508, 1664)
+    assert ac.align(mean["before_constant"] + ac.libraries()[CHIRALE]["constant"]) >= 1664
 
 
 def test_float_models_keep_the_64bit_rule() -> None:
@@ -180,10 +185,11 @@ def test_chirale_remeasured(name: str, tmp_path: Path) -> None:
 
 
 def test_esp32_with_chirale_gets_at_least_the_m4_figure(tmp_path: Path) -> None:
-    """An ESP32 builds the same Chirale sources (CMSIS-NN as plain C): its arena is not
-    right-sized, but never below the M4 figure of the same library, which covers the old
-    LSTM kernel's Prepare peak (the zoo LSTM: 5,984 B needed on the M4, 64-bit + 5 % gave
-    5,072 B). A small Keras LSTM, converted here."""
+    """An ESP32 builds the same Chirale sources (CMSIS-NN as plain C): its arena is the
+    Xtensa rule (arena_xtensa: the same library's M4 parts + its Xtensa constant, measured on
+    an emulated Xtensa), which covers the old LSTM kernel's Prepare peak like the M4 figure
+    (the zoo LSTM: 5,984 B needed on the M4, 6,000 B on Xtensa; 64-bit + 5 % gave 5,072 B).
+    A small Keras LSTM, converted here."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -205,5 +211,6 @@ def test_esp32_with_chirale_gets_at_least_the_m4_figure(tmp_path: Path) -> None:
     esp, nano = figures["esp32dev"], figures["nano33ble"]
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in (tmp_path / "esp32dev" / "src" /
                                               "tinygen_ops.cc").read_text()
-    assert esp["bytes"] >= nano["bytes"] > esp["measured_64bit"] * 1.05, (esp, nano)
-    assert "Cortex-M4" in esp["margin_rule"]
+    assert esp["bytes"] > esp["measured_64bit"] * 1.05 and nano["bytes"] > esp["measured_64bit"]
+    assert esp["bytes"] >= nano["bytes"] - 16, (esp, nano)  # Xtensa constant 0, M4's 16
+    assert "Cortex-M4" in esp["margin_rule"] and "Xtensa" in esp["margin_rule"]

@@ -49,7 +49,7 @@ def test_svdf_keyword_model_renders(board: str, tmp_path: Path) -> None:
     arena = manifest["arena"]  # the 64-bit probe's figure; the Nano configures Chirale's
     assert arena.get("measured_64bit", arena["measured"]) == 17712  # computed M4 need
     if board == "nano33ble":  # (docs/verify-tflm.md: 15,488 B needed there)
-        assert arena["bytes"] == 15584 and "chirale" in arena["margin_rule"]
+        assert arena["bytes"] == 15648 and "chirale" in arena["margin_rule"]
 
 
 class _RunsOut(_Trials):

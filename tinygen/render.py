@@ -193,12 +193,17 @@ def arena_plan(spec: ModelSpec, board: Board,
     from .model.arena32 import arena32
     from .model.arena_cmsis import cmsis_library
     from .model.arena_xtensa import xtensa_library
-    from .model.tflm_library import reference_rule_applies
+    from .model.tflm_library import libraries, reference_rule_applies
 
     tree = board.tflm.get("tree") or {}
     reference = tree.get("kernels") == "reference" or reference_rule_applies(board)
-    need32 = arena32(spec.arena_report) if spec.arena_report and spec.arena_override is None \
-        and reference else None
+    need32 = None
+    if spec.arena_report and spec.arena_override is None and reference:
+        # the itemized rule (with the model): the library's own scratch requests, not 90b983c's
+        model = model or parse_tflite(spec.data)
+        rules = None if tree else \
+            libraries()[str(board.tflm["ops_table"])]["arena_m4"].get("scratch_rules")
+        need32 = arena32(spec.arena_report, model=model, rules=rules)
     cmsis = cmsis_library(board) if spec.arena_report and spec.arena_override is None \
         else None
     if cmsis is not None:

@@ -103,8 +103,9 @@ def analyze(path: Path, measure: bool = True,
         }
         from .arena32 import arena32
 
-        # what a 32-bit Cortex-M with upstream TFLM's reference kernels needs (arena32.py)
-        report["arena"]["bytes_32bit"] = arena32(report["arena"])
+        # what a 32-bit Cortex-M with upstream TFLM's reference kernels needs (arena32.py's
+        # itemized rule: with the model's operators and scratch requests)
+        report["arena"]["bytes_32bit"] = arena32(report["arena"], model=model)
     return report
 
 

@@ -11,9 +11,10 @@ live only while their operator runs). So the figure for a CMSIS-NN build is
                    + (head planned with CMSIS-NN's scratch
                       - head planned with the reference kernels' scratch) + constant
 
-rounded up to 16 B (``before_constant`` has the per-library refinements: a planning-peak
-offset, and for an LSTM the persistent part plus its kernel's Prepare temporaries). The op
-data sizes are ``sizeof`` with arm-none-eabi-g++ on each library's own kernel sources
+rounded up to 16 B (``before_constant`` has the per-library refinements: the planning peak
+without the structs allocated after the plan, and for an LSTM the persistent part plus its
+kernel's Prepare temporaries). The op data sizes are ``sizeof`` with arm-none-eabi-g++ on
+each library's own kernel sources
 (tables in tinygen/data/arena_cmsis.json, with the command that measured them); the
 scratch rules are CMSIS-NN's for a Cortex-M4 (DSP extension, no MVE, GCC) written here from
 its sources; the head is planned by ``greedy_plan``, written from
@@ -211,12 +212,12 @@ def cmsis_extra(model: TfliteModel, library: str,
     ref, mine = lib.get("node_and_registration", (32, 32))  # one array, one per operator
     persistent += align(mine * len(g.operators)) - align(ref * len(g.operators))
     ref, mine = lib.get("tflite_tensor", (32, 32))  # the model's inputs and outputs
-    persistent += (mine - ref) * sum(int(b["count"]) for b in breakdown or ()
-                                     if b["type"] == "Persistent TfLiteTensor data")
+    after_plan = (mine - ref) * sum(int(b["count"]) for b in breakdown or ()
+                                    if b["type"] == "Persistent TfLiteTensor data")
     planned = plan_head(model, "cmsis_nn", rules)
     head = planned - plan_head(model, "reference", rules)
-    return {"persistent": persistent, "head": head, "planned_head": planned,
-            "constant": int(lib["constant"])}
+    return {"persistent": persistent + after_plan, "after_plan": after_plan, "head": head,
+            "planned_head": planned, "constant": int(lib["constant"])}
 
 
 def cmsis_library(board: Any) -> str | None:
@@ -250,8 +251,9 @@ def other_cpu_library(board: Any) -> str | None:
 
 def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> int | None:
     """The figure without the library's constant: the reference figures plus the library's
-    parts (cmsis_extra) and its planning-peak offset; with an LSTM, at least the persistent
-    part (what stays allocated less the planned head) plus the library's LSTM Prepare peak
+    parts (cmsis_extra; the planning peak without what is allocated after the plan); with an
+    LSTM, at least the persistent part (what stays allocated less the planned head) plus the
+    library's LSTM Prepare peak
     (``lstm_prepare_peak``: the temporaries its LSTM kernel holds while it prepares). The
     reference figures: arena32's itemized rule, planned with this library's scratch requests."""
     rules = libraries()[library].get("rules", {})
@@ -263,7 +265,9 @@ def before_constant(arena: dict[str, Any], model: TfliteModel, library: str) -> 
     lstm = any(model.operator_codes[op.opcode_index].name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
                for op in model.main.operators)
     used, planning = align(figures[0]), align(figures[1])  # as arena32 rounds them
-    figure = max(used + added, planning + added + int(rules.get("plan_offset", 0)))
+    # the interpreter allocates its input/output TfLiteTensors after the plan (micro_interpreter
+    # AllocateTensors): the library's larger structs are not in the planning peak
+    figure = max(used + added, planning + added - extra["after_plan"])
     if lstm and rules.get("lstm_prepare_peak"):
         figure = max(figure, used + added - extra["planned_head"]
                      + int(rules["lstm_prepare_peak"]))
