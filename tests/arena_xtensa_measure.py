@@ -200,9 +200,12 @@ def arena_models(work: Path, zoo: Path | None) -> dict[str, Path]:
 
 def rule_parts(table: str, tflite: Path) -> dict[str, Any]:
     """What the rules of tinygen/model/arena_xtensa.py start from, for this model: the
-    32-bit reference rule's figure (``rule32``) and, for a CMSIS-NN library, the same
-    library's Cortex-M4 figure without its constant (``before_constant``)."""
+    32-bit reference rule's model-free figure (``rule32``), for a reference-kernel library
+    its itemized figure with the library's scratch requests (``itemized``) and, for a
+    CMSIS-NN library, the same library's Cortex-M4 figure without its constant
+    (``before_constant``)."""
     from tinygen.model import arena_cmsis as ac
+    from tinygen.model import arena_xtensa as ax
     from tinygen.model.analyze import analyze
     from tinygen.model.arena32 import arena32
     from tinygen.model.arena_xtensa import cmsis_key
@@ -210,6 +213,8 @@ def rule_parts(table: str, tflite: Path) -> dict[str, Any]:
 
     arena = analyze(tflite)["arena"]
     parts: dict[str, Any] = {"rule32": arena32(arena)}
+    if ax.libraries()[table]["rule"] == "reference":
+        parts["itemized"] = ax.reference_figure(arena, parse_tflite(tflite.read_bytes()), table)
     key = cmsis_key(table)
     if key:
         parts["before_constant"] = ac.before_constant(arena, parse_tflite(tflite.read_bytes()),
@@ -283,7 +288,7 @@ def report(table: str, rows: list[dict[str, Any]]) -> None:
               f"{fig:,} | {fig / r['need']:.3f} |")
 
 
-RECORDED = ("model", "sha256", "used", "need", "rule32", "before_constant")
+RECORDED = ("model", "sha256", "used", "need", "rule32", "itemized", "before_constant")
 
 
 def store(table: str, rows: list[dict[str, Any]]) -> None:
@@ -342,9 +347,14 @@ def main() -> int:
                 print(json.dumps(r), file=sys.stderr, flush=True)
             return 0
         rows = json.loads(args.load_rows.read_text()) if args.load_rows else []
-        if args.load_rows:  # parts recomputed where the model is at hand (else as measured)
-            models = arena_models(work, args.zoo)
+        extra = {p.stem if p.suffix == ".tflite" else
+                 f"{p.parent.name if p.stem == 'model' else p.stem}_keras": p
+                 for p in (e.resolve() for e in args.extra)}
+        if args.load_rows:  # parts recomputed where the model is at hand (else as measured;
+            models = arena_models(work, args.zoo)  # --extra: converted as render does)
             for r in rows:
+                if r["model"] in extra and r["model"] not in models:
+                    models[r["model"]] = xt.render(r["model"], extra[r["model"]])[2]
                 if r["model"] not in models:
                     continue
                 if hashlib.sha256(models[r["model"]].read_bytes()).hexdigest() != r["sha256"]:
@@ -353,9 +363,6 @@ def main() -> int:
         print("| model | board | configured today | Xtensa used | Xtensa need | "
               "configured / need |")
         print("|---|---|---|---|---|---|")
-        extra = {p.stem if p.suffix == ".tflite" else
-                 f"{p.parent.name if p.stem == 'model' else p.stem}_keras": p
-                 for p in (e.resolve() for e in args.extra)}
         for name, model in {**arena_models(work, args.zoo), **extra}.items():
             if args.load_rows or (args.only and name not in args.only):
                 continue

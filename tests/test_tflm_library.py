@@ -337,7 +337,7 @@ def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path)
     assert "measured to fit tflm_esp32-2.0.0" in m["arena"]["margin_rule"]
     _, esp = render(tmp_path / "esp", "esp32dev", MEAN_CONV, "--labels", "a,b,c,d,e,f,g,h")
     arena = json.loads((esp / "tinygen.json").read_text())["arena"]
-    assert arena["bytes"] > 1632  # measured on an emulated Xtensa (arena_xtensa): 1,648 B
+    assert arena["bytes"] == 1520  # its need on an emulated Xtensa too (arena_xtensa.py)
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ measured model at or above its Xtensa need, rounded up to 16 B. The base:
 - ``cmsis`` (Chirale: CMSIS-NN kernels, plain C off ARM): the same library's Cortex-M4 figure
   without its constant (arena_cmsis.before_constant of ``cmsis_rule``: reference figures +
   CMSIS-NN op data, persistent buffers and head);
-- ``reference`` (reference-kernel libraries): the 32-bit rule's figure (arena32).
+- ``reference`` (reference-kernel libraries): the 32-bit rule's itemized figure (arena32
+  with the model and the library's scratch requests, ``arena_m4.scratch_rules`` in
+  tinygen/data/tflm_libs.json: its kernels, whatever the CPU).
 """
 
 from __future__ import annotations
@@ -52,19 +54,28 @@ def arena_xtensa(arena: dict[str, Any] | None, model: TfliteModel, table: str) -
     float activations: arena_cmsis / arena32 say None)."""
     lib = libraries()[table]
     if lib["rule"] == "reference":
-        from .arena32 import arena32
         from .arena_cmsis import align
 
-        base = arena32(arena) if arena else None
+        base = reference_figure(arena, model, table) if arena else None
         return align(base + int(lib["constant"])) if base is not None else None
     from .arena_cmsis import arena_cmsis
 
     return arena_cmsis(arena, model, lib["cmsis_rule"], constant=int(lib["constant"]))
 
 
+def reference_figure(arena: dict[str, Any], model: TfliteModel, table: str) -> int | None:
+    """The 32-bit rule's itemized figure for ``table``'s reference kernels (their scratch
+    requests: tflm_libs.json ``arena_m4.scratch_rules``)."""
+    from .arena32 import arena32
+    from .tflm_library import libraries as tflm_libraries
+
+    rules = (tflm_libraries().get(table, {}).get("arena_m4") or {}).get("scratch_rules")
+    return arena32(arena, model=model, rules=rules)
+
+
 def base_key(table: str) -> str:
     """The recorded part a library's rule adds its constant to."""
-    return "rule32" if libraries()[table]["rule"] == "reference" else "before_constant"
+    return "itemized" if libraries()[table]["rule"] == "reference" else "before_constant"
 
 
 def figure(record: dict[str, Any], table: str) -> int:
@@ -84,7 +95,7 @@ def calibrate(records: list[dict[str, Any]], table: str) -> int:
 def describe(table: str) -> str:
     """The manifest's margin_rule for the board's Xtensa rule."""
     if libraries()[table]["rule"] == "reference":
-        what = "32-bit need computed from the 64-bit recording with a constant"
+        what = "32-bit need computed from the model and the 64-bit recording with a constant"
     else:
         what = (f"{table}'s CMSIS-NN need computed from the model and the 64-bit recording "
                 "(its Cortex-M4 parts) with a constant")
