@@ -313,24 +313,29 @@ def test_rendered_project_compiles_against_the_chosen_library(library: str,
 
 
 def test_reference_kernel_libraries_get_the_32bit_rule_on_the_m4(tmp_path: Path) -> None:
-    """tflm_esp32 and pio-tflite-lib (reference kernels) were measured on the emulated M4: the
-    model-free 32-bit reference rule was never below their need on 8 models, and within 5 %
-    on 7 (mean_conv: 1.074x); the recorded rule figures are what arena32 computes today for
-    the repository's models. A Nano that gets one of them configures the itemized rule with
-    the library's scratch requests (mean_conv: 1,520 B, its need; tests/test_arena32.py)."""
+    """tflm_esp32 and pio-tflite-lib (reference kernels) were measured on the emulated M4
+    (8 models; the three examples converted as render converts them for the Nano): the
+    itemized 32-bit rule with the library's scratch requests, what a Nano that gets one of
+    them configures, is never below their need and within 5 % but for hello_world (1.061 x:
+    docs/verify-tflm.md, "Below the need"); the model-free rule is never below either. The
+    recorded figures are what arena32 computes today for the repository's models."""
     from tinygen.model.analyze import analyze
     from tinygen.model.arena32 import arena32
+    from tinygen.model.tflite_file import read_tflite
 
     libs = libraries()
     for lib in ("tflm_esp32-2.0.0", "pio-tflite-lib-1.1.1"):
         measured = libs[lib]["arena_m4"]["models"]
         assert len(measured) == 8, lib
-        ratios = {m: r["rule32"] / r["need"] for m, r in measured.items()}
+        assert all(r["rule32"] >= r["need"] for r in measured.values())
+        ratios = {m: r["itemized"] / r["need"] for m, r in measured.items()}
         assert all(r >= 1.0 for r in ratios.values()), ratios
-        assert sum(r <= 1.05 for r in ratios.values()) >= 7, ratios
-    for name, path in (("hello_world", HELLO), ("mean_conv", MEAN_CONV)):
-        rule = arena32(analyze(path)["arena"])
-        assert rule == libs["tflm_esp32-2.0.0"]["arena_m4"]["models"][name]["rule32"], name
+        assert {m for m, r in ratios.items() if r > 1.05} == {"hello_world"}, ratios
+        rules = libs[lib]["arena_m4"]["scratch_rules"]
+        for name, path in (("hello_world", HELLO), ("mean_conv", MEAN_CONV)):
+            arena, model = analyze(path)["arena"], read_tflite(path)[1]
+            assert arena32(arena) == measured[name]["rule32"], name
+            assert arena32(arena, model=model, rules=rules) == measured[name]["itemized"], name
     m, _ = render(tmp_path, "nano33ble", MEAN_CONV, "--labels", "a,b,c,d,e,f,g,h")
     assert m["tflm_library_choice"]["name"] == "tflm_esp32-2.0.0"
     assert m["arena"]["bytes"] == 1520  # its need there; 64-bit + 5 % would be 2,688 B
