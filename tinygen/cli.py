@@ -429,6 +429,22 @@ def _render(board: Any, model: Path, opts: Any, out: Path | None, mode: str,
     return result
 
 
+def arena_how(arena: dict[str, Any]) -> str:
+    """How render sized the arena, for its summary line: the target's need computed by a
+    rule calibrated on the emulated CPU (with the 64-bit measure beside it), the user's
+    --arena, or the 64-bit measure + margin."""
+    rule = str(arena.get("margin_rule", ""))
+    if "--arena" in rule or arena["margin"] < 0:
+        return f"{rule}; {arena['measured']:,} B measured"
+    if "measured_64bit" in arena:  # a 32-bit rule (arena_plan): computed, not a margin
+        doc = rule.find("(docs/")  # the rule's section, at the end of margin_rule
+        where = f" ({rule[doc + 1:-1]})" if doc >= 0 and rule.endswith(")") else ""
+        return (f"the need on {'an emulated Xtensa' if 'Xtensa' in rule else 'the emulated M4'}"
+                f" computed from the model{where}; 64-bit measure "
+                f"{arena['measured_64bit']:,} B")
+    return f"{arena['measured']:,} B measured + {arena['margin']:,} B margin"
+
+
 @cli.command()
 @click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
               help="Target board (see `tinygen boards`).")
@@ -484,9 +500,7 @@ def render(board_name: str, model: Path, convert_opts: Any, input_mode: str,
         from .model.tflm_library import describe_choice
 
         click.echo(f"  TFLM library {describe_choice(choice)}")
-    how = (f"{m['arena']['margin_rule']}; {m['arena']['measured']:,} B measured"
-           if m["arena"]["margin"] < 0 or "--arena" in m["arena"].get("margin_rule", "")
-           else f"{m['arena']['measured']:,} B measured + {m['arena']['margin']:,} B margin")
+    how = arena_how(m["arena"])
     click.echo(f"  arena {m['arena']['bytes']:,} B ({how}, {m['arena']['placement']}"
                f"{', PSRAM' if m['arena']['psram'] else ''})")
     fit = m.get("fit") or {}
