@@ -183,63 +183,19 @@ def resolver_ops(spec: ModelSpec, board: Board) -> list[dict[str, Any]]:
 
 def arena_plan(spec: ModelSpec, board: Board,
                model: TfliteModel | None = None) -> dict[str, Any]:
-    """The tensor arena to configure: the 32-bit need where the TFLM build is the one the
-    32-bit rule is calibrated on (upstream reference kernels: qemu-m4 --engine tflm) or a
-    library measured to fit it on the board's CPU (tflm_libs.json ``arena_m4``), the
-    CMSIS-NN rule where the build or library is one it is calibrated on (arena_cmsis.py),
-    the Xtensa rule where the library was measured on the ESP32's CPU (arena_xtensa.py),
-    else the 64-bit measured need + ARENA_MARGIN_FRACTION; or the user's ``--arena``
-    (rounded up to ARENA_ALIGN). ``model``: spec.data already parsed (parsed here if not)."""
-    from .model.arena32 import arena32
-    from .model.arena_cmsis import cmsis_library
-    from .model.arena_xtensa import xtensa_library
-    from .model.tflm_library import libraries, reference_rule_applies
-
-    tree = board.tflm.get("tree") or {}
-    reference = tree.get("kernels") == "reference" or reference_rule_applies(board)
-    need32 = None
-    if spec.arena_report and spec.arena_override is None and reference:
-        # the itemized rule (with the model): the library's own scratch requests, not 90b983c's
-        model = model or parse_tflite(spec.data)
-        rules = None if tree else \
-            libraries()[str(board.tflm["ops_table"])]["arena_m4"].get("scratch_rules")
-        need32 = arena32(spec.arena_report, model=model, rules=rules)
-    cmsis = cmsis_library(board) if spec.arena_report and spec.arena_override is None \
-        else None
-    if cmsis is not None:
-        from .model.arena_cmsis import arena_cmsis
-
-        model = model or parse_tflite(spec.data)
-        need_cmsis = arena_cmsis(spec.arena_report, model, cmsis)
-        if need_cmsis is not None:
-            return {"measured": need_cmsis, "margin": 0, "bytes": need_cmsis,
-                    "measured_64bit": spec.arena_measured, "placement": board.arena_placement,
-                    "psram": False, "margin_rule": f"32-bit need with {cmsis}'s CMSIS-NN "
-                    "kernels computed from the model and the 64-bit recording, calibrated on "
-                    "the emulated Cortex-M4 (docs/verify-tflm.md, CMSIS-NN arena)"}
-    xtensa = xtensa_library(board) if spec.arena_report and spec.arena_override is None \
-        else None
-    if xtensa is not None:  # a library measured on the ESP32's CPU family (arena_xtensa.py)
-        from .model.arena_xtensa import arena_xtensa, describe
-
-        model = model or parse_tflite(spec.data)
-        need_x = arena_xtensa(spec.arena_report, model, xtensa)
-        if need_x is not None:
-            return {"measured": need_x, "margin": 0, "bytes": need_x,
-                    "measured_64bit": spec.arena_measured, "placement": board.arena_placement,
-                    "psram": board.arena_placement == "heap" and need_x > board.arena_max_bytes
-                    and board.psram_bytes > 0, "margin_rule": describe(xtensa)}
-    if spec.arena_override is not None:
+    """The tensor arena to configure: the target's need computed by a rule measured on its
+    CPU where one applies (computed_need), else the 64-bit measured need +
+    ARENA_MARGIN_FRACTION; or the user's ``--arena`` (rounded up to ARENA_ALIGN).
+    ``model``: spec.data already parsed (parsed here if needed)."""
+    computed = computed_need(spec, board, model) if spec.arena_report \
+        and spec.arena_override is None else None
+    if computed is not None:
+        size, rule = computed
+        measured, extra = size, {"measured_64bit": spec.arena_measured}
+    elif spec.arena_override is not None:
         size = -(-spec.arena_override // ARENA_ALIGN) * ARENA_ALIGN
         rule = f"set with --arena {spec.arena_override}"
-    elif need32 is not None:
-        plan = {"measured": need32, "margin": 0, "bytes": need32, "measured_64bit":
-                spec.arena_measured, "placement": board.arena_placement, "psram": False,
-                "margin_rule": "32-bit need computed from the 64-bit recording, calibrated on "
-                               "the emulated Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"
-                               + ("" if tree else f"; measured to fit "
-                                  f"{board.tflm.get('ops_table')} there")}
-        return plan
+        measured, extra = spec.arena_measured, {}
     else:
         size = configured_arena(spec.arena_measured)
         rule = (f"{round(ARENA_MARGIN_FRACTION * 100)}% of the measure, rounded up to "
@@ -250,11 +206,46 @@ def arena_plan(spec: ModelSpec, board: Board,
             rule = (f"the same library's computed need on the Cortex-M4 ({size:,} B), above "
                     f"the measure + {round(ARENA_MARGIN_FRACTION * 100)}% (docs/verify-tflm.md, "
                     "CMSIS-NN arena)")
+        measured, extra = spec.arena_measured, {}
     psram = board.arena_placement == "heap" and size > board.arena_max_bytes \
         and board.psram_bytes > 0
-    return {"measured": spec.arena_measured, "margin": size - spec.arena_measured,
-            "bytes": size, "placement": board.arena_placement, "psram": psram,
-            "margin_rule": rule}
+    return {"measured": measured, "margin": size - measured, "bytes": size,
+            "placement": board.arena_placement, "psram": psram, "margin_rule": rule, **extra}
+
+
+def computed_need(spec: ModelSpec, board: Board,
+                  model: TfliteModel | None = None) -> tuple[int, str] | None:
+    """(bytes, rule) of the rule measured to fit the board's TFLM build on its CPU: the
+    32-bit reference-kernel rule (upstream reference kernels: qemu-m4 --engine tflm; a
+    library measured on the board's CPU, tflm_libs.json ``arena_m4``), the CMSIS-NN rule
+    (arena_cmsis.py) or the Xtensa rule (arena_xtensa.py); None where none applies or it has
+    no figure (no breakdown, float activations)."""
+    from .model.arena32 import arena32
+    from .model.arena_cmsis import arena_cmsis, cmsis_library
+    from .model.arena_xtensa import arena_xtensa, describe, xtensa_library
+    from .model.tflm_library import libraries, reference_rule_applies
+
+    tree = board.tflm.get("tree") or {}
+    cmsis, xtensa = cmsis_library(board), xtensa_library(board)
+    if not (tree.get("kernels") == "reference" or reference_rule_applies(board) or cmsis
+            or xtensa):
+        return None
+    model = model or parse_tflite(spec.data)
+    if cmsis is not None:
+        need = arena_cmsis(spec.arena_report, model, cmsis)
+        rule = (f"32-bit need with {cmsis}'s CMSIS-NN kernels computed from the model and the "
+                "64-bit recording, calibrated on the emulated Cortex-M4 (docs/verify-tflm.md, "
+                "CMSIS-NN arena)")
+    elif xtensa is not None:  # a library measured on the ESP32's CPU family
+        need, rule = arena_xtensa(spec.arena_report, model, xtensa), describe(xtensa)
+    else:  # the itemized rule: the library's own scratch requests, not 90b983c's
+        rules = None if tree else \
+            libraries()[str(board.tflm["ops_table"])]["arena_m4"].get("scratch_rules")
+        need = arena32(spec.arena_report or {}, model=model, rules=rules)
+        rule = ("32-bit need computed from the 64-bit recording, calibrated on the emulated "
+                "Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"
+                + ("" if tree else f"; measured to fit {board.tflm.get('ops_table')} there"))
+    return None if need is None else (need, rule)
 
 
 def _other_cpu_floor(spec: ModelSpec, board: Board, model: TfliteModel | None) -> int | None:
