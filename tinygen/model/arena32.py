@@ -163,10 +163,8 @@ def model_terms(model: Any, kernels: str = "reference",
         library += len([b for b in scratch_requests(name, op, g.tensors, kernels, rules or {})
                         if b])
     builtin = [BUILTIN_DATA[n] for n in names if n in BUILTIN_DATA]
-    constant = {i for i, t in enumerate(g.tensors)
-                if t.buffer < len(model.buffer_sizes) and model.buffer_sizes[t.buffer] > 0}
-    planned = sum(1 for i, t in enumerate(g.tensors)
-                  if i not in constant and not t.is_variable and math.prod(t.shape) > 0)
+    planned = sum(1 for t in g.tensors
+                  if not model.is_constant(t) and not t.is_variable and math.prod(t.shape) > 0)
     saved = (sum(OPDATA_SAVINGS.get(n, 0) for n in names)
              + _tail_bytes([b[0] for b in builtin]) - _tail_bytes([b[1] for b in builtin]))
     return {"saved": saved, "requests": library, "planned": planned + library,

@@ -170,8 +170,6 @@ def persistent_extra(name: str, op: Operator, tensors: tuple[Tensor, ...],
 def plan_head(model: TfliteModel, kernels: str, rules: dict[str, Any]) -> int:
     """The arena head (tensors + scratch) planned as TFLM does, for the given kernels."""
     g = model.main
-    constant = {i for i, t in enumerate(g.tensors)
-                if t.buffer < len(model.buffer_sizes) and model.buffer_sizes[t.buffer] > 0}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i in g.inputs:
@@ -196,7 +194,8 @@ def plan_head(model: TfliteModel, kernels: str, rules: dict[str, Any]) -> int:
         last[o] = end
     buffers = [Buffer(align(tensor_bytes(t)), first[i], last[i])
                for i, t in enumerate(g.tensors)
-               if i not in constant and not t.is_variable and i in first and tensor_bytes(t)]
+               if not model.is_constant(t) and not t.is_variable and i in first
+               and tensor_bytes(t)]
     return greedy_plan(buffers + scratch)
 
 
@@ -283,11 +282,10 @@ def arena_cmsis(arena: dict[str, Any] | None, model: TfliteModel, library: str,
     checks)."""
     if arena is None:
         return None
-    g, sizes = model.main, model.buffer_sizes
+    g = model.main
     used = {i for op in g.operators for i in (*op.inputs, *op.outputs) if i >= 0}
     if any(g.tensors[i].dtype == "FLOAT32" and tensor_bytes(g.tensors[i])
-           and not (g.tensors[i].buffer < len(sizes) and sizes[g.tensors[i].buffer] > 0)
-           for i in used):  # (an LSTM's 0-element float "intermediates" do not count)
+           and not model.is_constant(g.tensors[i]) for i in used):  # (an LSTM's 0-element float "intermediates" do not count)
         return None
     figure = before_constant(arena, model, library)
     if figure is None:

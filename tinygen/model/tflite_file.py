@@ -96,12 +96,17 @@ class TfliteModel:
         """Distinct op names the model uses, sorted."""
         return sorted({c.name for c in self.used_ops()})
 
+    def is_constant(self, t: Tensor) -> bool:
+        """Whether the tensor's data is in the file (a non-empty buffer): weights, biases,
+        shapes; the arena holds none of it."""
+        return 0 < t.buffer < len(self.buffer_sizes) and self.buffer_sizes[t.buffer] > 0
+
     def parameter_count(self) -> int:
         """Elements of constant tensors (those backed by a non-empty buffer)."""
         total = 0
         for sg in self.subgraphs:
             for t in sg.tensors:
-                if 0 < t.buffer < len(self.buffer_sizes) and self.buffer_sizes[t.buffer] > 0:
+                if self.is_constant(t):
                     n = 1
                     for d in t.shape:
                         n *= max(d, 0)
