@@ -207,14 +207,14 @@ def rule_parts(table: str, tflite: Path) -> dict[str, Any]:
     from tinygen.model import arena_cmsis as ac
     from tinygen.model import arena_xtensa as ax
     from tinygen.model.analyze import analyze
-    from tinygen.model.arena32 import arena32
+    from tinygen.model.arena32 import arena32, library_figure
     from tinygen.model.arena_xtensa import cmsis_key
     from tinygen.model.tflite_file import parse_tflite
 
     arena = analyze(tflite)["arena"]
     parts: dict[str, Any] = {"rule32": arena32(arena)}
     if ax.libraries()[table]["rule"] == "reference":
-        parts["itemized"] = ax.reference_figure(arena, parse_tflite(tflite.read_bytes()), table)
+        parts["itemized"] = library_figure(arena, parse_tflite(tflite.read_bytes()), table)
     key = cmsis_key(table)
     if key:
         parts["before_constant"] = ac.before_constant(arena, parse_tflite(tflite.read_bytes()),

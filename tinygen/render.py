@@ -220,10 +220,10 @@ def computed_need(spec: ModelSpec, board: Board,
     library measured on the board's CPU, tflm_libs.json ``arena_m4``), the CMSIS-NN rule
     (arena_cmsis.py) or the Xtensa rule (arena_xtensa.py); None where none applies or it has
     no figure (no breakdown, float activations)."""
-    from .model.arena32 import arena32
+    from .model.arena32 import library_figure
     from .model.arena_cmsis import arena_cmsis, cmsis_library
     from .model.arena_xtensa import arena_xtensa, describe, xtensa_library
-    from .model.tflm_library import libraries, reference_rule_applies
+    from .model.tflm_library import reference_rule_applies
 
     tree = board.tflm.get("tree") or {}
     cmsis, xtensa = cmsis_library(board), xtensa_library(board)
@@ -239,9 +239,8 @@ def computed_need(spec: ModelSpec, board: Board,
     elif xtensa is not None:  # a library measured on the ESP32's CPU family
         need, rule = arena_xtensa(spec.arena_report, model, xtensa), describe(xtensa)
     else:  # the itemized rule: the library's own scratch requests, not 90b983c's
-        rules = None if tree else \
-            libraries()[str(board.tflm["ops_table"])]["arena_m4"].get("scratch_rules")
-        need = arena32(spec.arena_report or {}, model=model, rules=rules)
+        need = library_figure(spec.arena_report or {}, model,
+                              None if tree else board.tflm.get("ops_table"))
         rule = ("32-bit need computed from the 64-bit recording, calibrated on the emulated "
                 "Cortex-M4 (docs/verify-tflm.md, 32-bit arena)"
                 + ("" if tree else f"; measured to fit {board.tflm.get('ops_table')} there"))

@@ -135,6 +135,16 @@ def arena32(arena: dict[str, Any], constants: dict[str, Any] | None = None,
     return None if figures is None else -(-max(figures) // ALIGN) * ALIGN
 
 
+def library_figure(arena: dict[str, Any], model: Any, library: str | None) -> int | None:
+    """The itemized figure for a reference-kernel TFLM library (an op table name, e.g.
+    tflm_esp32-2.0.0) with its own scratch requests (tinygen/data/tflm_libs.json
+    ``arena_m4.scratch_rules``); ``library`` None: upstream 90b983c's kernels."""
+    from .tflm_library import libraries
+
+    rules = ((libraries().get(library or "") or {}).get("arena_m4") or {}).get("scratch_rules")
+    return arena32(arena, model=model, rules=rules)
+
+
 def _tail_bytes(allocations: list[tuple[int, int]]) -> int:
     """Bytes the tail grows by for (size, alignment) allocations made one after the other."""
     top = 0

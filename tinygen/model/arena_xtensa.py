@@ -54,23 +54,14 @@ def arena_xtensa(arena: dict[str, Any] | None, model: TfliteModel, table: str) -
     float activations: arena_cmsis / arena32 say None)."""
     lib = libraries()[table]
     if lib["rule"] == "reference":
+        from .arena32 import library_figure
         from .arena_cmsis import align
 
-        base = reference_figure(arena, model, table) if arena else None
+        base = library_figure(arena, model, table) if arena else None
         return align(base + int(lib["constant"])) if base is not None else None
     from .arena_cmsis import arena_cmsis
 
     return arena_cmsis(arena, model, lib["cmsis_rule"], constant=int(lib["constant"]))
-
-
-def reference_figure(arena: dict[str, Any], model: TfliteModel, table: str) -> int | None:
-    """The 32-bit rule's itemized figure for ``table``'s reference kernels (their scratch
-    requests: tflm_libs.json ``arena_m4.scratch_rules``)."""
-    from .arena32 import arena32
-    from .tflm_library import libraries as tflm_libraries
-
-    rules = (tflm_libraries().get(table, {}).get("arena_m4") or {}).get("scratch_rules")
-    return arena32(arena, model=model, rules=rules)
 
 
 def base_key(table: str) -> str:
