@@ -232,28 +232,15 @@ def measure_arena(xt: Xtensa, name: str, model: Path) -> dict[str, Any]:
             "used": found["m4_used"], "need": found["m4_need"], **rule_parts(xt.table, tflite)}
 
 
-def example_inputs(name: str, tflite: Path) -> np.ndarray:
-    """The recorded test inputs tests/tflm_libs_measure.py runs for the example."""
-    import tflm_libs_measure as tm
-
-    ex = REPO / "examples"
-    if name == "basicmotions":
-        x = tm.quantized(np.load(ex / "basicmotions" / "test.npz")["x"], tflite)
-        return np.concatenate([x, tm.random_inputs(list(x.shape[1:]), 100, 7)])
-    if name == "wrist":
-        return tm.quantized(np.load(ex / "gesture" / "test.npz")["x"], tflite)
-    kx = np.load(ex / "keyword" / "test.npz")["x"]
-    return kx[:100] if kx.dtype == np.int8 else tm.quantized(kx[:100], tflite)
-
-
 def numerics(xt: Xtensa, name: str) -> dict[str, Any]:
     """One example converted for esp32dev, on Xtensa, against the Python interpreter."""
+    import tflm_libs_measure as tm
     from tflite_micro.python.tflite_micro import runtime
 
     folder = {"wrist": "gesture"}.get(name, name)
     project, manifest, tflite = xt.render(name, REPO / "examples" / folder / "model.h5")
     elf = xt.link(project)
-    inputs = example_inputs(name, tflite)
+    inputs = tm.example_inputs(folder, tflite)
     ok, _, outs, err = xt.run(elf, BIG, inputs)
     if not ok or len(outs) != len(inputs):
         raise RuntimeError(f"{name}: {len(outs)} of {len(inputs)} answered: {err[-300:]}")

@@ -101,6 +101,19 @@ def zoo_variants(work: Path, zoo: Path, names: list[str] | None) -> dict[str, Pa
     return out
 
 
+def example_inputs(example: str, tflite: Path) -> np.ndarray:
+    """The recorded int8 test inputs of an example (its folder under examples/) for its int8
+    model: basicmotions' test windows + 100 random ones, gesture's (the wrist model) test
+    windows, keyword's first 100 test clips."""
+    x = np.load(REPO / "examples" / example / "test.npz")["x"]
+    if example == "keyword":
+        return x[:100] if x.dtype == np.int8 else quantized(x[:100], tflite)
+    q = quantized(x, tflite)
+    if example == "basicmotions":
+        return np.concatenate([q, random_inputs(list(q.shape[1:]), 100, 7)])
+    return q
+
+
 def models(work: Path, zoo: Path | None = None, names: list[str] | None = None,
            variants: bool = False) -> dict[str, tuple[Path, np.ndarray]]:
     """name -> (int8 .tflite, int8 inputs [n, *input shape]): the examples' test windows (+ 100
@@ -116,19 +129,15 @@ def models(work: Path, zoo: Path | None = None, names: list[str] | None = None,
             g = convert(ex / "basicmotions" / "model.h5",
                         ex / "basicmotions" / "model.calib.npz",
                         work / f"gesture{suffix}_int8.tflite", dense)
-            gx = quantized(np.load(ex / "basicmotions" / "test.npz")["x"], g)
-            out[f"gesture{suffix}"] = (g, np.concatenate(
-                [gx, random_inputs(list(gx.shape[1:]), 100, 7)]))
+            out[f"gesture{suffix}"] = (g, example_inputs("basicmotions", g))
         if names is None or f"wrist{suffix}" in names:  # examples/gesture: the wrist IMU model
             w = convert(ex / "gesture" / "model.h5", ex / "gesture" / "model.calib.npz",
                         work / f"wrist{suffix}_int8.tflite", dense)
-            out[f"wrist{suffix}"] = (w, quantized(np.load(ex / "gesture" / "test.npz")["x"], w))
+            out[f"wrist{suffix}"] = (w, example_inputs("gesture", w))
         if names is None or f"keyword{suffix}" in names:
             k = convert(ex / "keyword" / "model.h5", ex / "keyword" / "model.calib.npz",
                         work / f"keyword{suffix}_int8.tflite", dense)
-            kx = np.load(ex / "keyword" / "test.npz")["x"]
-            out[f"keyword{suffix}"] = (k, kx[:100] if kx.dtype == np.int8
-                                       else quantized(kx[:100], k))
+            out[f"keyword{suffix}"] = (k, example_inputs("keyword", k))
     files = model_files(zoo)
     if variants and zoo:
         files.update(zoo_variants(work, zoo, names))
